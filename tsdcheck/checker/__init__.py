@@ -1,0 +1,1 @@
+"""Generating traces, judging them with the model, proving properties, reporting."""

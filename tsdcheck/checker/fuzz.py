@@ -1,0 +1,352 @@
+"""Stateful fuzzing: a Hypothesis state machine generates operations, runs each on an
+implementation, and judges every observation with the set-valued model.
+
+The machine keeps traces defined: it only uses live keys and running threads, and
+destructor programs guard their own key operands, so undefined behaviour is never generated.
+Deep states come from destructor programs (re-set passes, ping-pong, key churn inside
+destructors) and the bulk ``fill``; an initial swarm draw switches some rules off per example
+so that different examples stress different mixes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+
+from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import strategies as st
+from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.errors import Flaky
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, precondition, rule
+
+from tsdcheck.checker.coverage import Stats
+from tsdcheck.checker.minimize import minimize
+from tsdcheck.checker.oracle import Kind, Oracle, Verdict
+from tsdcheck.drivers.base import Implementation, Pipelined, Session
+from tsdcheck.model.ops import (
+    MAIN_THREAD,
+    Create,
+    Delete,
+    DeleteKey,
+    Exit,
+    Fill,
+    GetOwn,
+    GetValue,
+    Instr,
+    NewKey,
+    Obs,
+    Op,
+    Program,
+    Reset,
+    SetKey,
+    SetValue,
+    Spawn,
+)
+from tsdcheck.model.semantics import outcomes, some_outcome
+from tsdcheck.model.state import Params, State
+
+PREDICTABLE = (SetValue, GetValue, Delete, Spawn)
+"""Operations with exactly one allowed outcome, which can be sent ahead of their replies."""
+MAX_THREADS = 2
+MAX_OWN_KEYS = 6
+"""Live keys made by ``create`` at once; more add steps, not behaviours."""
+VALUES = st.integers(0, 4)
+KEY_OFFSETS = st.sampled_from([-1, 1, 0, -2, 2, -3])
+"""Destructor programs name keys near their own (k-3 .. k+2), so pairs that set each other,
+and keys created just after, are common."""
+SWARM = ("fill", "delete", "new-in-dtor", "del-in-dtor", "set-in-dtor", "reset-in-dtor")
+
+
+class Counterexample(AssertionError):
+    """A step the model does not allow; carries the trace so far and the verdict."""
+
+    def __init__(self, trace: list[tuple[Op, Obs]], verdict: Verdict) -> None:
+        super().__init__(verdict.describe())
+        self.trace = trace
+        self.verdict = verdict
+
+
+@lru_cache(maxsize=256)
+def programs(iterations: int, off: frozenset[str] = frozenset()) -> st.SearchStrategy[Program | None]:
+    """Destructor programs whose key operands are offsets from the key's own name (see
+    ``placed``); the swarm switches ``off`` some kinds of instruction.  Built once per
+    (iterations, swarm) and cached: building strategies per draw is slow."""
+    near = KEY_OFFSETS
+    kinds = {
+        # Re-set counts favour the deep end: N passes, and one more than N.
+        "reset-in-dtor": st.builds(Reset, st.integers(1, 4), st.sampled_from([iterations + 1, iterations, 1, 2])),
+        "set-in-dtor": st.builds(SetKey, near, st.integers(1, 4)),
+        "del-in-dtor": st.builds(DeleteKey, near),
+        "new-in-dtor": st.builds(NewKey, st.integers(1, 4)),
+    }
+    instr = st.one_of([s for name, s in kinds.items() if name not in off])
+
+    def build(observe: bool, body: list[Instr]) -> Program:
+        return ((GetOwn(),) if observe else ()) + tuple(body)
+
+    program = st.builds(build, st.booleans(), st.lists(instr, min_size=1, max_size=3))
+    # Two keys in three get a destructor: exits without destructor calls teach little.
+    return st.one_of(program, program, st.none())
+
+
+def placed(program: Program | None, key: int) -> Program | None:
+    """A drawn program for key ``key``: offsets become key names."""
+    if program is None:
+        return None
+    return tuple(replace(i, key=max(key + i.key, 0)) if isinstance(i, (SetKey, DeleteKey)) else i for i in program)
+
+
+@dataclass
+class FuzzConfig:
+    examples: int = 100
+    steps: int = 40
+    """Steps per example (Hypothesis's stateful_step_count)."""
+    seed: int | None = None
+    database: str | None = None
+    """Directory of Hypothesis's example database; None for no database."""
+    fill: bool = True
+    dry: bool = False
+    """Generate and discard: no implementation, no judging (the benchmark's ceiling)."""
+
+
+@dataclass
+class FuzzResult:
+    stats: Stats
+    failure: Counterexample | None = None
+    flaky: str | None = None
+
+    @property
+    def conforms(self) -> bool:
+        return self.failure is None and self.flaky is None
+
+
+@dataclass
+class _Run:
+    """Shared by the machines of one run: the implementation, the model, and the tallies."""
+
+    impl: Implementation
+    params: Params
+    config: FuzzConfig
+    stats: Stats = field(default_factory=Stats)
+    last_failure: Counterexample | None = None
+    on_example: Callable[[Stats], None] | None = None
+
+
+def _machine(run: _Run) -> type[RuleBasedStateMachine]:
+    params = run.params
+
+    class TSDMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.session: Session = run.impl.session()
+            self.oracle = Oracle(params)
+            self.trace: list[tuple[Op, Obs]] = []
+            self.next_thread = 1
+            self.off: frozenset[str] = frozenset()
+            self.filled: set[int] = set()
+            self._own: tuple[State | None, list[int], list[int]] = (None, [], [])
+            self.in_flight: list[Op] = []
+            self.predicted = self.oracle.states[0]
+
+        def on(self, feature: str) -> bool:
+            return feature not in self.off
+
+        @property
+        def state(self) -> State:
+            """The model's state, or the one predicted for operations still in flight."""
+            return self.predicted if self.in_flight else self.oracle.states[0]
+
+        def do(self, op: Op) -> None:
+            if run.config.dry:
+                outcome = some_outcome(self.state, op, params)
+                assert outcome is not None
+                self.predicted = outcome[1]
+                self.in_flight = [op]  # never judged: a dry run only measures generation
+                run.stats.steps += 1
+                return
+            # Operations whose outcome the model predicts exactly are pipelined: sent at
+            # once, judged when a later operation needs a real answer (or at teardown).
+            if isinstance(self.session, Pipelined) and isinstance(op, PREDICTABLE):
+                self.predicted = outcomes(self.state, op, params)[0][1]
+                self.session.send(op)
+                self.in_flight.append(op)
+                return
+            self.settle()
+            self.judge(op, self.session.run(op))
+
+        def settle(self) -> None:
+            """Judge every operation in flight, in order."""
+            while self.in_flight:
+                op = self.in_flight.pop(0)
+                assert isinstance(self.session, Pipelined)
+                self.judge(op, self.session.receive(op))
+
+        def judge(self, op: Op, obs: Obs) -> None:
+            before = self.oracle.states[0]
+            self.trace.append((op, obs))
+            r = self.oracle.judge(op, obs)
+            if not r.accepted:
+                self.in_flight.clear()
+                kind: Kind = "undefined" if r.undefined else "rejected"
+                verdict = Verdict(kind, len(self.trace) - 1, r.undefined or r.reason, r.allowed)
+                run.last_failure = Counterexample(list(self.trace), verdict)
+                raise run.last_failure
+            run.stats.record(op, obs, before, r.choices)
+
+        # Handles are drawn from the model's state, not from Bundles: keys die inside
+        # destructors, and a Bundle would hand them out again (a rejected example each time).
+        def own_keys(self) -> list[int]:
+            """Live keys the trace created one by one (not by fill): the interesting ones.
+
+            Computed once per model state: after a fill there are a thousand live keys.
+            """
+            state = self.state
+            if self._own[0] is not state:
+                own = sorted(k for k in state.live if k not in self.filled)
+                self._own = (state, own, own or sorted(state.live))
+            return self._own[2]
+
+        def pick_key(self, data: st.DataObject) -> int:
+            return data.draw(st.sampled_from(self.own_keys()), label="key")
+
+        def workers(self) -> list[int]:
+            """Running spawned threads, those with the most destructor calls due first."""
+            state = self.state
+            return sorted((t for t in state.values if t != MAIN_THREAD), key=lambda t: (-len(state.pending(t)), t))
+
+        def pick_thread(self, data: st.DataObject, main: bool = True) -> int:
+            return data.draw(st.sampled_from(self.workers() + [MAIN_THREAD] * main), label="thread")
+
+        def room(self, n: int = 1) -> bool:
+            self.own_keys()
+            return len(self._own[1]) + n <= MAX_OWN_KEYS
+
+        @initialize(off=st.sets(st.sampled_from(SWARM), max_size=3))
+        def swarm(self, off: set[str]) -> None:
+            self.off = frozenset(off)
+
+        @precondition(
+            lambda self: len(self.workers()) < MAX_THREADS and all(self.state.values[t] for t in self.workers())
+        )
+        @rule()
+        def spawn(self) -> None:
+            """Start a thread, unless one is still idle (threads that exit holding nothing teach little)."""
+            self.next_thread += 1
+            self.do(Spawn(self.next_thread - 1))
+
+        @precondition(lambda self: self.room())
+        @rule(data=st.data())
+        def create(self, data: st.DataObject) -> None:
+            k = self.state.next_key
+            self.do(Create(k, placed(data.draw(programs(params.iterations, self.off), label="dtor"), k)))
+
+        @precondition(lambda self: self.room(2))
+        @rule(v=st.integers(1, 4), observe=st.booleans())
+        def ping_pong(self, v: int, observe: bool) -> None:
+            """Create two keys whose destructors set each other (a bulk helper)."""
+            a = self.state.next_key
+            head = (GetOwn(),) if observe else ()
+            self.do(Create(a, (*head, SetKey(a + 1, v))))
+            self.do(Create(a + 1, (*head, SetKey(a, v % 4 + 1))))
+
+        @precondition(lambda self: self.on("delete") and self.state.live)
+        @rule(data=st.data())
+        def delete(self, data: st.DataObject) -> None:
+            self.do(Delete(self.pick_key(data)))
+
+        @precondition(lambda self: self.state.live)
+        @rule(data=st.data(), v=VALUES)
+        def set(self, data: st.DataObject, v: int) -> None:
+            self.do(SetValue(self.pick_thread(data), self.pick_key(data), v))
+
+        @precondition(lambda self: self.state.live)
+        @rule(data=st.data())
+        def get(self, data: st.DataObject) -> None:
+            self.do(GetValue(self.pick_thread(data), self.pick_key(data)))
+
+        @precondition(lambda self: self.state.live and self.workers())
+        @rule(data=st.data(), v=st.integers(1, 4))
+        def populate(self, data: st.DataObject, v: int) -> None:
+            """Give a thread a value for every live key (a bulk helper)."""
+            t = self.pick_thread(data, main=False)
+            for i, k in enumerate(self.own_keys()[:MAX_OWN_KEYS]):
+                self.do(SetValue(t, k, (v + i - 1) % 4 + 1))
+
+        @precondition(lambda self: self.state.live)
+        @rule(data=st.data())
+        def observe(self, data: st.DataObject) -> None:
+            """Read every live key in a thread (a bulk helper)."""
+            t = self.pick_thread(data)
+            for k in self.own_keys()[:MAX_OWN_KEYS]:
+                self.do(GetValue(t, k))
+
+        def exit_worthwhile(self) -> bool:
+            """Exit threads once they hold values; the one with most destructor calls due goes first."""
+            return any(self.state.values[t] for t in self.workers())
+
+        @precondition(lambda self: self.exit_worthwhile())
+        @rule(data=st.data())
+        def exit(self, data: st.DataObject) -> None:
+            self.do(Exit(self.pick_thread(data, main=False)))
+
+        @precondition(lambda self: run.config.fill and self.on("fill") and not self.filled)
+        @rule()
+        def fill(self) -> None:
+            before = set(self.state.live)
+            self.do(Fill())
+            self.filled |= set(self.state.live) - before
+
+        def teardown(self) -> None:
+            try:
+                if not run.config.dry:
+                    self.settle()
+            finally:
+                self.session.close()
+            run.stats.examples += 1
+            if run.on_example:
+                run.on_example(run.stats)
+
+    return TSDMachine
+
+
+def _minimized(impl: Implementation, params: Params, failure: Counterexample | None) -> Counterexample | None:
+    if failure is None:
+        return None
+    shorter = minimize(impl, failure.trace, params)
+    return failure if shorter is None else Counterexample(*shorter)
+
+
+def fuzz(
+    impl: Implementation,
+    params: Params,
+    config: FuzzConfig,
+    on_example: Callable[[Stats], None] | None = None,
+) -> FuzzResult:
+    """Fuzz ``impl`` against the model; a failure comes back shrunk to a minimal trace."""
+    run = _Run(impl, params, config, on_example=on_example)
+    machine = _machine(run)
+    opts = settings(
+        max_examples=config.examples,
+        stateful_step_count=config.steps,
+        deadline=None,
+        database=DirectoryBasedExampleDatabase(config.database) if config.database else None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        print_blob=False,
+        report_multiple_bugs=False,
+    )
+    test = get_state_machine_test(machine, settings=opts)
+    if config.seed is not None:
+        test = seed(config.seed)(test)
+    start = time.perf_counter()
+    try:
+        test()
+    except Counterexample:
+        return FuzzResult(run.stats, failure=_minimized(impl, params, run.last_failure))
+    except Flaky as e:
+        return FuzzResult(run.stats, failure=run.last_failure, flaky=str(e).splitlines()[0])
+    finally:
+        run.stats.seconds = time.perf_counter() - start
+    return FuzzResult(run.stats)

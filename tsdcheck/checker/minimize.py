@@ -1,0 +1,191 @@
+"""Trace-level minimisation after Hypothesis has shrunk a counterexample.
+
+Hypothesis shrinks the choices that generated a trace; removing an early ``create`` there
+shifts every later key name, so such steps often survive.  Here operations are removed from
+the trace itself, key names are re-assigned as the shorter trace creates them, and the
+shorter trace is kept when it still breaks one of the same properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+from tsdcheck.checker.oracle import Kind, Oracle, Verdict
+from tsdcheck.drivers.base import Implementation
+from tsdcheck.model.ops import (
+    OK,
+    Create,
+    Delete,
+    DeleteKey,
+    Exit,
+    Exited,
+    Filled,
+    GetValue,
+    Instr,
+    NewSeen,
+    Obs,
+    Op,
+    SetKey,
+    SetValue,
+    Spawn,
+)
+from tsdcheck.model.state import Params
+from tsdcheck.properties.predicates import violations
+
+UNUSED_KEY = 1 << 30
+"""Where a program's operand goes when its key was removed: never live, so always skipped."""
+
+
+def _rename(op: Op, keys: dict[int, int]) -> Op | None:
+    """``op`` with key names mapped, or None when it names a key the shorter trace lacks."""
+    match op:
+        case Delete(k) | SetValue(_, k, _) | GetValue(_, k):
+            return replace(op, key=keys[k]) if k in keys else None
+    return op
+
+
+def _rename_program(op: Create, new_key: int, keys: dict[int, int]) -> Create:
+    """A program names keys created before it by their new names, later ones by offset."""
+    if op.dtor is None:
+        return replace(op, key=new_key)
+    shift = new_key - op.key
+    return replace(op, key=new_key, dtor=tuple(_rename_instr(i, keys, shift, op.key) for i in op.dtor))
+
+
+def _rename_instr(i: Instr, keys: dict[int, int], shift: int, own: int) -> Instr:
+    if isinstance(i, (SetKey, DeleteKey)):
+        new = keys.get(i.key, UNUSED_KEY) if i.key < own else i.key + shift
+        return replace(i, key=new)
+    return i
+
+
+def _implicit_keys(obs: Obs | None, first: int) -> list[int]:
+    """Keys an observation shows created without a ``create`` op: by fill, or in destructors."""
+    if isinstance(obs, Filled):
+        return list(range(first, first + len(obs.raws)))
+    if isinstance(obs, Exited):
+        return [e.key for c in obs.calls for e in c.effects if isinstance(e, NewSeen) and e.rc == OK]
+    return []
+
+
+def run_renamed(
+    impl: Implementation, steps: list[tuple[Op, Obs]], params: Params
+) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
+    """Run the operations of ``steps`` with keys renamed in creation order.
+
+    Keys made implicitly (fill, ``new`` in a destructor) are paired with the original run's in
+    order.  Returns None when an operation names a key or thread the shorter trace lacks.
+    """
+    oracle = Oracle(params)
+    keys: dict[int, int] = {}
+    threads = {0}
+    trace: list[tuple[Op, Obs]] = []
+    session = impl.session()
+    try:
+        for i, (op, original) in enumerate(steps):
+            if isinstance(op, Create):
+                keys[op.key] = oracle.states[0].next_key
+                op = _rename_program(op, keys[op.key], keys)
+            if isinstance(op, (SetValue, GetValue, Exit)) and op.thread not in threads:
+                return None
+            if isinstance(op, Spawn):
+                threads.add(op.thread)
+            if isinstance(op, Exit):
+                threads.discard(op.thread)
+            renamed = _rename(op, keys)
+            if renamed is None or (
+                isinstance(renamed, (Delete, SetValue, GetValue)) and renamed.key not in oracle.states[0].live
+            ):
+                return None
+            first = oracle.states[0].next_key
+            obs = session.run(renamed)
+            trace.append((renamed, obs))
+            old = _implicit_keys(original, _old_next_key(steps, i))
+            keys.update(zip(old, _implicit_keys(obs, first), strict=False))
+            r = oracle.judge(renamed, obs)
+            if not r.accepted:
+                kind: Kind = "undefined" if r.undefined else "rejected"
+                return trace, Verdict(kind, i, r.undefined or r.reason, r.allowed)
+    finally:
+        session.close()
+    return trace, Verdict("accepted")
+
+
+def _old_next_key(steps: list[tuple[Op, Obs]], i: int) -> int:
+    """The next key name before ``steps[i]`` in the original trace."""
+    nxt = 0
+    for op, obs in steps[:i]:
+        if isinstance(op, Create):
+            nxt = op.key + 1
+        elif isinstance(obs, Filled):
+            nxt += len(obs.raws) + 1
+        for k in _implicit_keys(obs, nxt) if isinstance(obs, Exited) else []:
+            nxt = k + 1
+    return nxt
+
+
+def minimize(
+    impl: Implementation,
+    trace: list[tuple[Op, Obs]],
+    params: Params,
+    budget: int = 400,
+    on_attempt: Callable[[], None] | None = None,
+) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
+    """The shortest trace found by deleting operations that still breaks a same property.
+
+    Returns None when the trace does not fail again (a flaky implementation).
+    """
+    target = set(violations(trace, params))
+    best = run_renamed(impl, trace, params)
+    if best is None or best[1].kind != "rejected":
+        return None
+
+    def still_fails(candidate: list[tuple[Op, Obs]]) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
+        out = run_renamed(impl, candidate, params)
+        if out is None or out[1].kind != "rejected":
+            return None
+        return out if not target or target & set(violations(out[0], params)) else None
+
+    attempts = 0
+    improved = True
+    while improved and attempts < budget:
+        improved = False
+        for candidate in _candidates(best[0]):
+            attempts += 1
+            if on_attempt:
+                on_attempt()
+            out = still_fails(candidate)
+            if out is not None:
+                best, improved = out, True
+                break
+    return best
+
+
+def _candidates(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
+    """Simpler traces: one step fewer, a step with all it made fewer, a program shorter."""
+    for i in range(len(steps) - 1, -1, -1):
+        yield steps[:i] + steps[i + 1 :]
+    for i in range(len(steps)):
+        drop = set(_with_dependents(steps, i))
+        yield [s for j, s in enumerate(steps) if j not in drop]
+    for i, (op, obs) in enumerate(steps):
+        if isinstance(op, Create) and op.dtor:
+            for j in range(len(op.dtor)):
+                shorter = replace(op, dtor=op.dtor[:j] + op.dtor[j + 1 :])
+                yield [*steps[:i], (shorter, obs), *steps[i + 1 :]]
+
+
+def _with_dependents(steps: list[tuple[Op, Obs]], i: int) -> list[int]:
+    """Step ``i`` and every later step naming a key or thread that step ``i`` made."""
+    op, obs = steps[i]
+    keys = set(_implicit_keys(obs, _old_next_key(steps, i)))
+    keys |= {op.key} if isinstance(op, Create) else set()
+    threads = {op.thread} if isinstance(op, Spawn) else set()
+    drop = [i]
+    for j in range(i + 1, len(steps)):
+        later = steps[j][0]
+        names_key = getattr(later, "key", None) in keys and not isinstance(later, Create)
+        if names_key or getattr(later, "thread", None) in threads:
+            drop.append(j)
+    return drop

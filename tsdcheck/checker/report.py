@@ -1,0 +1,71 @@
+"""Human-readable results: the fuzz summary, findings, and the traceability table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from tsdcheck.checker.coverage import REACHED, Stats
+from tsdcheck.checker.oracle import Verdict, judge_trace
+from tsdcheck.drivers.base import Facts
+from tsdcheck.model.ops import Obs, Op
+from tsdcheck.model.profiles import load_profiles
+from tsdcheck.properties import BY_ID, violations
+
+
+def profile_verdicts(trace: Sequence[tuple[Op, Obs]], facts: Facts) -> dict[str, Verdict]:
+    """The trace judged under every profile, so a finding says which readings it breaks."""
+    return {
+        name: judge_trace(trace, p.params(facts.iterations, facts.keys_limit)) for name, p in load_profiles().items()
+    }
+
+
+def finding_line(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> str:
+    """E.g. "violates at-most-n-passes under default, dec; allowed by posix"."""
+    verdicts = profile_verdicts(trace, facts)
+    params = load_profiles()[profile].params(facts.iterations, facts.keys_limit)
+    broken = [p for p in violations(trace, params) if BY_ID[p].applies(profile)]
+    rejected = [n for n, v in verdicts.items() if v.kind == "rejected"]
+    allowed = [n for n, v in verdicts.items() if v.kind == "accepted"]
+    text = f"violates {', '.join(broken) or 'the model'}"
+    text += f" under {', '.join(rejected)}" if rejected else ""
+    return text + (f"; allowed by {', '.join(allowed)}" if allowed else "; allowed by no profile")
+
+
+def summary_table(stats: Stats, facts: Facts, profile: str) -> Table:
+    table = Table(title=f"tsdcheck fuzz: {facts.name} conforms to profile {profile}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rate = stats.steps / stats.seconds if stats.seconds else 0.0
+    table.add_row(
+        "limits",
+        f"PTHREAD_KEYS_MAX={facts.keys_max} (held by runtime: {facts.keys_held}), "
+        f"PTHREAD_DESTRUCTOR_ITERATIONS={facts.iterations}",
+    )
+    table.add_row("examples", str(stats.examples))
+    table.add_row("steps", f"{stats.steps} ({rate:,.0f}/s)")
+    table.add_row("operations", ", ".join(f"{k} {v}" for k, v in sorted(stats.ops.items())))
+    table.add_row("destructor passes reached", f"{stats.max_passes} of {facts.iterations}")
+    for feature in REACHED:
+        table.add_row(feature, str(stats.reached.get(feature, 0)) + " times")
+    choices = "\n".join(f"{c} ({n}x)" for c, n in sorted(stats.choices.items())) or "none observed"
+    table.add_row("loose choices observed", choices)
+    table.add_row("time", f"{stats.seconds:.1f} s")
+    return table
+
+
+def traceability_table(rows: Sequence[tuple[str, str, str]]) -> Table:
+    table = Table(title="Traceability: normative sentences of the seeds", show_lines=True)
+    table.add_column("seed")
+    table.add_column("sentence")
+    table.add_column("properties / why not testable")
+    for seed, sentence, props in rows:
+        table.add_row(seed, sentence, props)
+    return table
+
+
+def print_verdict(console: Console, verdict: Verdict) -> None:
+    style = {"accepted": "green", "rejected": "bold red", "undefined": "yellow"}[verdict.kind]
+    console.print(verdict.describe(), style=style, markup=False, highlight=False)

@@ -1,0 +1,179 @@
+"""The ``tsdcheck`` command.
+
+Exit status: 0 the implementation conforms (or the trace is accepted), 1 a counterexample
+was found, 2 a usage or environment error (printed as one line, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tsdcheck.checker.coverage import Stats
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.checker.replay import replay
+from tsdcheck.checker.report import finding_line, print_verdict, summary_table, traceability_table
+from tsdcheck.drivers.base import EnvironmentProblem
+from tsdcheck.drivers.registry import make_impl
+from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
+from tsdcheck.model.semantics import TraceError
+from tsdcheck.model.text import TraceSyntaxError, format_trace, parse_trace
+from tsdcheck.properties.catalog import CATALOG
+from tsdcheck.properties.traceability import ROWS
+
+DEFAULT_OUT = "tsdcheck-counterexample.trace"
+
+
+class UsageError(Exception):
+    """Bad input from the user, reported in one line with exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tsdcheck", description="Check POSIX thread-specific data against a formal model.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def impl_options(sp: argparse.ArgumentParser, default: str | None) -> None:
+        sp.add_argument("--impl", default=default, help="glibc (system libc via the C driver), model, or model:BUG")
+        sp.add_argument("--preload", metavar="LIB.so", help="run the C driver with LD_PRELOAD=LIB.so")
+        sp.add_argument(
+            "--profile", default=None, help=f"reading of the spec: {', '.join(load_profiles())} (default: default)"
+        )
+        sp.add_argument("--timeout", type=float, default=5.0, help="seconds before a step counts as a hang")
+
+    f = sub.add_parser("fuzz", help="fuzz an implementation statefully against the model")
+    impl_options(f, "glibc")
+    f.add_argument("--examples", type=int, default=200, help="Hypothesis examples (test cases)")
+    f.add_argument("--steps", type=int, default=40, help="operations per example at most")
+    f.add_argument("--seed", type=int, help="seed for a reproducible run")
+    f.add_argument("--out", default=DEFAULT_OUT, help="where to save a counterexample trace")
+    f.add_argument("--database", default=".tsdcheck/examples", help="Hypothesis example database ('' for none)")
+
+    r = sub.add_parser("replay", help="run a saved trace again and judge it")
+    r.add_argument("file")
+    impl_options(r, None)
+    r.add_argument("--observed", action="store_true", help="judge the recorded observations without running anything")
+
+    sub.add_parser("properties", help="print the property catalog and the traceability table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    console = Console(stderr=False, highlight=False)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "fuzz":
+            return _fuzz(args, console)
+        if args.command == "replay":
+            return _replay(args, console)
+        return _properties(console)
+    except (EnvironmentProblem, UsageError, TraceSyntaxError, TraceError) as e:
+        print(f"tsdcheck: error: {e}", file=sys.stderr)
+    except UnknownProfile as e:
+        print(f"tsdcheck: error: {e}", file=sys.stderr)
+    except OSError as e:
+        print(f"tsdcheck: error: {e.strerror}: {e.filename}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("tsdcheck: interrupted", file=sys.stderr)
+    return 2
+
+
+def _fuzz(args: argparse.Namespace, console: Console) -> int:
+    if args.examples < 1 or args.steps < 1:
+        raise UsageError("--examples and --steps must be at least 1")
+    profile = get_profile(args.profile or "default")
+    impl = make_impl(args.impl, args.preload, args.timeout)
+    try:
+        facts = impl.facts
+        params = profile.params(facts.iterations, facts.keys_limit)
+        config = FuzzConfig(examples=args.examples, steps=args.steps, seed=args.seed, database=args.database or None)
+        with Progress(
+            TextColumn("[bold]fuzzing {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[steps]} steps"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+            disable=not sys.stderr.isatty(),
+        ) as progress:
+            task = progress.add_task(facts.name, total=args.examples, steps=0)
+
+            def tick(stats: Stats) -> None:
+                progress.update(task, completed=min(stats.examples, args.examples), steps=stats.steps)
+
+            result = fuzz(impl, params, config, on_example=tick)
+    finally:
+        impl.close()
+    if result.failure is None:
+        if result.flaky:
+            console.print(f"[yellow]the implementation behaved differently on the same trace: {result.flaky}")
+            return 1
+        console.print(summary_table(result.stats, facts, profile.name))
+        return 0
+    trace = result.failure.trace
+    meta = {"impl": args.impl, "profile": profile.name}
+    if args.preload:
+        meta["preload"] = str(Path(args.preload).resolve())
+    Path(args.out).write_text(format_trace(trace, meta))
+    console.print(f"[bold red]counterexample[/] on {facts.name}, shrunk to {len(trace)} operations:")
+    console.print(format_trace(trace), markup=False)
+    print_verdict(console, result.failure.verdict)
+    console.print(finding_line(trace, facts, profile.name), markup=False)
+    console.print(f"saved to {args.out}; run it again with: tsdcheck replay {args.out}", markup=False)
+    return 1
+
+
+def _replay(args: argparse.Namespace, console: Console) -> int:
+    tf = parse_trace(Path(args.file).read_text())
+    if not tf.steps:
+        raise UsageError(f"{args.file} holds no operations")
+    profile = get_profile(args.profile or tf.meta.get("profile", "default"))
+    if args.observed:
+        missing = [i + 1 for i, (_, obs) in enumerate(tf.steps) if obs is None]
+        if missing:
+            raise UsageError(f"--observed needs every step observed; step {missing[0]} has no '->'")
+        impl = make_impl(args.impl or tf.meta.get("impl", "model"))
+        facts = impl.facts
+        impl.close()
+        trace = [(op, obs) for op, obs in tf.steps if obs is not None]
+    else:
+        impl = make_impl(
+            args.impl or tf.meta.get("impl", "glibc"), args.preload or tf.meta.get("preload"), args.timeout
+        )
+        try:
+            facts = impl.facts
+            params = profile.params(facts.iterations, facts.keys_limit)
+            trace, verdict = replay(impl, [op for op, _ in tf.steps], params)
+        finally:
+            impl.close()
+    if args.observed:
+        verdict = judge_trace(trace, profile.params(facts.iterations, facts.keys_limit))
+    console.print(format_trace(trace, {"impl": facts.name, "profile": profile.name}), markup=False)
+    print_verdict(console, verdict)
+    if verdict.kind == "rejected":
+        console.print(finding_line(trace[: (verdict.index or 0) + 1], facts, profile.name), markup=False)
+        return 1
+    return 0
+
+
+def _properties(console: Console) -> int:
+    from rich.table import Table
+
+    table = Table(title="Property catalog")
+    for col in ("id", "property", "seed", "profiles"):
+        table.add_column(col)
+    for p in CATALOG:
+        table.add_row(p.id, p.summary, p.source, ", ".join(p.profiles))
+    console.print(table)
+    console.print(traceability_table([(r.seed, r.sentence, r.cell()) for r in ROWS]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""What the checker needs from an implementation: its limits, and fresh sessions that run operations.
+
+The checker reaches implementations only through the trace language: a session takes an
+``Op`` and returns the ``Obs`` the implementation produced.  A session is one test case in a
+fresh process state (no key leaks between cases).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from tsdcheck.model.ops import Obs, Op
+
+
+class EnvironmentProblem(Exception):
+    """The implementation cannot be built or started (missing compiler, library, package).
+
+    The message is one line a user can act on; the CLI prints it and exits with status 2.
+    """
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Implementation-defined parameters, as the implementation itself reports them."""
+
+    name: str
+    keys_max: int
+    """``sysconf(_SC_THREAD_KEYS_MAX)`` (or the API's own limit, e.g. Pth's)."""
+    iterations: int
+    """``sysconf(_SC_THREAD_DESTRUCTOR_ITERATIONS)`` (or the API's own constant)."""
+    keys_held: int = 0
+    """Keys the runtime itself holds before the program creates any."""
+
+    @property
+    def keys_limit(self) -> int:
+        """How many keys a program can create."""
+        return self.keys_max - self.keys_held
+
+
+class Session(Protocol):
+    def run(self, op: Op) -> Obs:
+        """Execute one operation and return what was observed (Hang or Crash on failure).
+
+        After a Hang or Crash the session is dead; later runs return the same failure.
+        """
+
+    def close(self) -> None:
+        """End the test case, releasing its process state."""
+
+
+@runtime_checkable
+class Pipelined(Session, Protocol):
+    """A session that can take operations ahead of their replies, saving a round trip each."""
+
+    def send(self, op: Op) -> None: ...
+
+    def receive(self, op: Op) -> Obs: ...
+
+
+class Implementation(Protocol):
+    @property
+    def facts(self) -> Facts:
+        """The implementation's limits (may start the implementation to ask it)."""
+
+    def session(self) -> Session:
+        """Start a fresh test case."""
+
+    def close(self) -> None:
+        """Release the implementation (stop servers, processes)."""

@@ -1,0 +1,338 @@
+"""The Python side of the C driver: a fork server per implementation, a child per test case.
+
+Operations go down a pipe as short numeric lines and observations come back the same way;
+destructor calls are streamed as they happen, so a hang or a crash still shows the calls
+that led to it.  A step that does not answer in time, or a destructor loop that runs away,
+becomes a ``Hang``; a child that dies becomes a ``Crash``.  The checker itself never hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tsdcheck.drivers.base import EnvironmentProblem, Facts
+from tsdcheck.drivers.compile import build
+from tsdcheck.model.ops import (
+    Call,
+    Code,
+    Crash,
+    Create,
+    Created,
+    Delete,
+    DeleteKey,
+    DeleteSeen,
+    Effect,
+    Exit,
+    Exited,
+    Fill,
+    Filled,
+    Foreign,
+    GetOwn,
+    GetSeen,
+    GetValue,
+    Got,
+    Hang,
+    NewKey,
+    NewSeen,
+    Obs,
+    Op,
+    Program,
+    Ptr,
+    Reset,
+    ResetSeen,
+    SetKey,
+    SetSeen,
+    SetValue,
+    Spawn,
+)
+
+SOURCE = "tsd_driver.c"
+MAX_CALLS = 10_000
+"""Destructor calls in one step beyond which the loop counts as runaway (programs are finite)."""
+KEPT_CALLS = 64
+MAX_PROGRAM = 8
+
+
+class _Lines:
+    """Lines from a pipe, with a deadline on each read (no read-ahead surprises)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buf = b""
+
+    def read(self, deadline: float) -> str | None:
+        """The next line; None at the deadline; EOFError when the pipe closes."""
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                raise EOFError
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+
+def _value(tok: str) -> Ptr:
+    return Foreign(int(tok[1:], 16)) if tok.startswith("?") else int(tok)
+
+
+def _effect(tok: str) -> Effect:
+    head, _, rc = tok.partition("=")
+    kind, key = head[0], head[1:]
+    if kind == "g":
+        return GetSeen(_value(rc))
+    if kind == "r":
+        return ResetSeen(rc)
+    if kind == "s":
+        return SetSeen(int(key), rc)
+    if kind == "d":
+        return DeleteSeen(int(key), rc)
+    code, _, raw = rc.partition(":")
+    return NewSeen(int(key), code, None if raw == "-1" else int(raw))
+
+
+def _call(line: str) -> Call:
+    _, key, arg, *effects = line.split()
+    return Call(int(key), _value(arg), tuple(_effect(e) for e in effects))
+
+
+def _program(p: Program | None) -> str:
+    if p is None:
+        return "-"
+    if len(p) > MAX_PROGRAM:
+        raise EnvironmentProblem(f"the C driver runs destructor programs of at most {MAX_PROGRAM} instructions")
+    words = [str(len(p))]
+    for i in p:
+        match i:
+            case GetOwn():
+                words.append("g")
+            case Reset(v, times):
+                words += ["r", str(v), str(times)]
+            case SetKey(k, v):
+                words += ["s", str(k), str(v)]
+            case DeleteKey(k):
+                words += ["d", str(k)]
+            case NewKey(v):
+                words += ["n", str(v)]
+    return " ".join(words)
+
+
+def _command(op: Op) -> str:
+    match op:
+        case Spawn(t):
+            return f"S {t}"
+        case Create(k, dtor):
+            return f"C {k} {_program(dtor)}"
+        case Delete(k):
+            return f"D {k}"
+        case SetValue(t, k, v):
+            return f"T {t} {k} {v}"
+        case GetValue(t, k):
+            return f"G {t} {k}"
+        case Exit(t):
+            return f"X {t}"
+        case Fill():
+            return "F"
+    raise TypeError(op)
+
+
+def _reply(op: Op, line: str, calls: tuple[Call, ...]) -> Obs:
+    kind, *words = line.split()
+    if kind == "V":
+        return Got(_value(words[0]), calls)
+    if kind == "K":
+        return Created(words[0], int(words[1]) if len(words) > 1 else None, calls)
+    if kind == "F":
+        return Filled(tuple(int(w) for w in words[2:]), words[0], calls)
+    if isinstance(op, Exit):
+        return Exited(calls)
+    return Code(words[0], calls)
+
+
+@dataclass
+class CSession:
+    driver: CDriver
+    pid: int
+    dead: Obs | None = None
+
+    def run(self, op: Op) -> Obs:
+        self.send(op)
+        return self.receive(op)
+
+    def send(self, op: Op) -> None:
+        """Start ``op`` without waiting for it: replies come back in order via ``receive``."""
+        if self.dead is not None:
+            return
+        assert self.driver._server is not None and self.driver._server.stdin is not None
+        try:
+            self.driver._server.stdin.write((_command(op) + "\n").encode())
+            self.driver._server.stdin.flush()
+        except BrokenPipeError:
+            self._died(())
+
+    def receive(self, op: Op) -> Obs:
+        """The observation of the oldest operation sent and not yet received."""
+        if self.dead is not None:
+            return self.dead
+        lines = self.driver._lines
+        assert lines is not None
+        calls: list[Call] = []
+        deadline = time.monotonic() + self.driver.timeout
+        while True:
+            try:
+                line = lines.read(deadline)
+            except EOFError:
+                return self._died(tuple(calls))
+            if line is None or len(calls) > MAX_CALLS:
+                self.dead = Hang(tuple(calls[:KEPT_CALLS]))
+                self._kill()
+                return self.dead
+            if line.startswith("c "):
+                calls.append(_call(line))
+            elif line.startswith("W "):
+                return self._died(tuple(calls), line)
+            elif line.startswith("E "):
+                self._kill()
+                raise EnvironmentProblem(f"the C driver gave up: {line[2:]}")
+            else:
+                return _reply(op, line, tuple(calls))
+
+    def _died(self, calls: tuple[Call, ...], status: str | None = None) -> Obs:
+        if status is None:
+            self.driver._reset()
+            self.dead = Crash("server died", calls)
+            return self.dead
+        _, how, code = status.split()
+        name = signal.Signals(int(code)).name if how == "s" else f"exit {code}"
+        self.dead = Crash(name, calls)
+        self.pid = 0
+        return self.dead
+
+    def _kill(self) -> None:
+        """Kill the child and wait for the server's report of it."""
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.driver._await_child()
+            self.pid = 0
+
+    def close(self) -> None:
+        if not self.pid or self.driver._server is None:
+            return
+        try:
+            assert self.driver._server.stdin is not None
+            self.driver._server.stdin.write(b"Q\n")
+            self.driver._server.stdin.flush()
+            if not self.driver._await_child():
+                self._kill()
+        except (BrokenPipeError, EOFError):
+            self.driver._reset()
+        self.pid = 0
+
+
+@dataclass
+class CDriver:
+    """The POSIX driver built with ``cc`` (e.g. ``("musl-gcc",)``), optionally under LD_PRELOAD."""
+
+    name: str = "glibc"
+    cc: Sequence[str] = ("cc",)
+    cflags: Sequence[str] = ()
+    ldflags: Sequence[str] = ()
+    preload: str | None = None
+    timeout: float = 5.0
+    keys_held: int = 0
+    _server: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _lines: _Lines | None = field(default=None, init=False, repr=False)
+    _facts: Facts | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.binary = build(SOURCE, self.cc, self.cflags, self.ldflags)
+
+    @property
+    def facts(self) -> Facts:
+        self._ensure_server()
+        assert self._facts is not None
+        return self._facts
+
+    def _ensure_server(self) -> None:
+        if self._server is not None:
+            return
+        env = dict(os.environ)
+        if self.preload:
+            env["LD_PRELOAD"] = self.preload
+        self._server = subprocess.Popen(
+            [str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        assert self._server.stdout is not None
+        self._lines = _Lines(self._server.stdout.fileno())
+        try:
+            hello = self._lines.read(time.monotonic() + 10)
+        except EOFError:
+            hello = None
+        problem = self._loader_complaint()
+        if hello is None or not hello.startswith("H ") or problem:
+            self._reset()
+            raise EnvironmentProblem(f"the {self.name} driver did not start: {problem or hello or 'no answer'}")
+        _, keys_max, iterations = hello.split()
+        self._facts = Facts(self.name, int(keys_max), int(iterations), self.keys_held)
+
+    def _loader_complaint(self) -> str | None:
+        """What the dynamic loader said on stderr at start-up (a preload it could not load)."""
+        assert self._server is not None and self._server.stderr is not None
+        fd = self._server.stderr.fileno()
+        if not select.select([fd], [], [], 0.05)[0]:
+            return None
+        text = os.read(fd, 4096).decode(errors="replace").strip()
+        return text.splitlines()[0] if text else None
+
+    def session(self) -> CSession:
+        self._ensure_server()
+        assert self._server is not None and self._server.stdin is not None and self._lines is not None
+        try:
+            self._server.stdin.write(b"N\n")
+            self._server.stdin.flush()
+            line = self._lines.read(time.monotonic() + 10)
+        except (BrokenPipeError, EOFError):
+            line = None
+        if line is None or not line.startswith("P "):
+            self._reset()
+            raise EnvironmentProblem(f"the {self.name} driver could not start a test case")
+        return CSession(self, int(line.split()[1]))
+
+    def _await_child(self) -> bool:
+        """Read up to the server's report that the current child ended; False on timeout."""
+        assert self._lines is not None
+        deadline = time.monotonic() + self.timeout
+        while True:
+            line = self._lines.read(deadline)
+            if line is None:
+                return False
+            if line.startswith("W "):
+                return True
+
+    def _reset(self) -> None:
+        """Forget a server that died or misbehaved; the next session starts a new one."""
+        if self._server is not None:
+            self._server.kill()
+            self._server.wait()
+        self._server = None
+        self._lines = None
+
+    def close(self) -> None:
+        if self._server is not None:
+            try:
+                assert self._server.stdin is not None
+                self._server.stdin.close()
+            except BrokenPipeError:
+                pass
+            self._reset()

@@ -1,0 +1,242 @@
+"""Operations, destructor programs and observations: the vocabulary of the one trace language.
+
+Handles are small integers: thread ``t0`` is the main thread, key ``k<i>`` is the i-th key
+creation attempt of the trace (so every part names keys the same way without consulting an
+implementation), and value ``v<i>`` is pointer number i, with 0 standing for NULL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+NULL = 0
+MAIN_THREAD = 0
+
+# Return codes are errno names, so traces read the same on every libc and architecture.
+OK = "0"
+EAGAIN = "EAGAIN"
+EINVAL = "EINVAL"
+ENOMEM = "ENOMEM"
+
+
+@dataclass(frozen=True, slots=True)
+class Foreign:
+    """A pointer the trace never stored: a stale or corrupted value seen by get or a destructor."""
+
+    addr: int
+
+
+Ptr = int | Foreign
+"""A value as observed: a value index (0 = NULL) or a pointer the trace never set."""
+
+
+# --- destructor programs -------------------------------------------------------------------
+# A destructor runs its program on every call.  Instructions other than ``get`` and ``reset``
+# run on the first call only, and every key operand is guarded by the application's own
+# bookkeeping ("if I have not deleted it"), so a program never uses a dead key: destructor
+# programs keep traces defined while still reaching ping-pong, key churn and deep passes.
+
+
+@dataclass(frozen=True, slots=True)
+class GetOwn:
+    """Observe the key's own value (POSIX: it must already be NULL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """Set the key's own value to ``value`` again on the first ``times`` calls."""
+
+    value: int
+    times: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetKey:
+    """Set another key (if live) to ``value``: ping-pong between keys."""
+
+    key: int
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteKey:
+    """Delete a key (if live) from inside a destructor."""
+
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """Create a key whose destructor observes its own value, and set it to ``value``."""
+
+    value: int
+
+
+Instr = GetOwn | Reset | SetKey | DeleteKey | NewKey
+Program = tuple[Instr, ...]
+
+NEW_KEY_PROGRAM: Program = (GetOwn(),)
+"""The destructor program of a key created by ``NewKey``."""
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    thread: int
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    """``pthread_key_create`` by the main thread; ``dtor`` None means a NULL destructor."""
+
+    key: int
+    dtor: Program | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetValue:
+    thread: int
+    key: int
+    value: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetValue:
+    thread: int
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """The thread returns from its start routine, running the destructor loop."""
+
+    thread: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """Create keys without destructors until the implementation refuses one."""
+
+
+Op = Spawn | Create | Delete | SetValue | GetValue | Exit | Fill
+
+
+# --- observations --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A bare return code (spawn, delete, set)."""
+
+    rc: str
+    calls: tuple[Call, ...] = ()
+    """Destructor calls made during the operation (POSIX allows none outside thread exit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    rc: str
+    raw: int | None = None
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Got:
+    value: Ptr
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Filled:
+    """How many keys were created before the refusal, their raw values, and the refusal."""
+
+    raws: tuple[int, ...]
+    rc: str
+    calls: tuple[Call, ...] = ()
+
+
+# What one instruction of a destructor program observed.
+@dataclass(frozen=True, slots=True)
+class GetSeen:
+    value: Ptr
+
+
+@dataclass(frozen=True, slots=True)
+class ResetSeen:
+    rc: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetSeen:
+    key: int
+    rc: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteSeen:
+    key: int
+    rc: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewSeen:
+    key: int
+    rc: str
+    raw: int | None = None
+
+
+Effect = GetSeen | ResetSeen | SetSeen | DeleteSeen | NewSeen
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One destructor call: whose destructor, its argument, and what its program observed."""
+
+    key: int
+    arg: Ptr
+    effects: tuple[Effect, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    calls: tuple[Call, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hang:
+    """The step did not finish in time (or ran away); ``calls`` are the destructor calls seen."""
+
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Crash:
+    """The implementation's process died during the step."""
+
+    signal: str
+    calls: tuple[Call, ...] = ()
+
+
+Obs = Code | Created | Got | Filled | Exited | Hang | Crash
+Failure = (Hang, Crash)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    op: Op
+    obs: Obs
+
+
+Trace = tuple[Step, ...]
+
+
+def program_keys(program: Program | None) -> set[int]:
+    """Keys a destructor program names as operands."""
+    return {i.key for i in program or () if isinstance(i, (SetKey, DeleteKey))}

@@ -1,0 +1,559 @@
+"""The set-valued step function: which outcomes the spec allows for an operation in a state.
+
+POSIX leaves much open (destructor order, passes after PTHREAD_DESTRUCTOR_ITERATIONS, ...), so
+``step`` does not compute *the* outcome: it checks an observed outcome against the allowed
+ones and returns every next state consistent with it, and the choices the observation reveals.
+
+Thread exit is a small nondeterministic machine of micro-steps, one destructor call each:
+
+* a *pass* starts with the set of keys due (live, with a destructor, non-NULL); each of them
+  must be visited in the pass, unless its value becomes NULL or it is deleted first;
+* within a pass any due key not yet called in the pass may be called next, including keys
+  set during the pass (handled in this pass or the next: both allowed);
+* a pass may end once its obligations are met; if values remain, another pass follows while
+  fewer than ``iterations`` have run, and afterwards the profile decides: stop, or go on.
+
+The checker follows the observed calls through this machine; enumeration explores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from tsdcheck.model.ops import (
+    EAGAIN,
+    MAIN_THREAD,
+    NEW_KEY_PROGRAM,
+    NULL,
+    OK,
+    Call,
+    Code,
+    Crash,
+    Create,
+    Created,
+    Delete,
+    DeleteKey,
+    DeleteSeen,
+    Effect,
+    Exit,
+    Exited,
+    Fill,
+    Filled,
+    GetOwn,
+    GetSeen,
+    GetValue,
+    Got,
+    Hang,
+    NewKey,
+    NewSeen,
+    Obs,
+    Op,
+    Reset,
+    ResetSeen,
+    SetKey,
+    SetSeen,
+    SetValue,
+    Spawn,
+)
+from tsdcheck.model.state import Params, State
+from tsdcheck.model.text import fmt_call, fmt_effect, fmt_obs, fmt_op, fmt_value
+
+
+class TraceError(ValueError):
+    """The trace is not well formed (a thread never spawned, a key named out of order)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict on one step.
+
+    ``states`` are the candidate next states (empty unless accepted).  A rejected step has a
+    ``reason`` and the ``allowed`` outcomes; a step into undefined behaviour has ``undefined``.
+    """
+
+    states: tuple[State, ...] = ()
+    choices: frozenset[str] = frozenset()
+    reason: str | None = None
+    allowed: tuple[str, ...] = ()
+    undefined: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return bool(self.states)
+
+
+def _reject(reason: str, *allowed: str) -> Result:
+    return Result(reason=reason, allowed=allowed)
+
+
+def _obs_text(obs: Obs) -> str:
+    return " / ".join(fmt_obs(obs))
+
+
+def _expect(state: State, obs: Obs, want: Obs, what: str) -> Result:
+    if obs == want:
+        return Result(states=(state,))
+    return _reject(f"{what} gave {_obs_text(obs)}", _obs_text(want))
+
+
+def _check_thread(state: State, thread: int) -> None:
+    if thread in state.finished:
+        raise TraceError(f"thread t{thread} has already exited")
+    if thread not in state.values:
+        raise TraceError(f"thread t{thread} was never spawned")
+
+
+def _fresh_raw_problem(state: State, raw: int | None, params: Params, skip: int | None = None) -> str | None:
+    if raw is None:
+        return "a key was created but its value was not reported"
+    clash = state.by_raw.get(raw)
+    if clash is not None and clash != skip:
+        return f"new key value {raw} equals the value of live key k{clash}"
+    if params.raws_unique_forever and raw in state.raws_used:
+        return f"new key value {raw} was handed out before (this profile wants every key unique)"
+    return None
+
+
+def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
+    """Judge one observed step from one state."""
+    if isinstance(obs, (Hang, Crash)):
+        what = "did not finish (hang or runaway loop)" if isinstance(obs, Hang) else f"crashed ({obs.signal})"
+        return _reject(f"the implementation {what}", "the operation returns")
+    stray = getattr(obs, "calls", ()) if not isinstance(obs, Exited) else ()
+    if stray:
+        name = fmt_op(op).split()[0]
+        return _reject(
+            f"{name} made destructor calls ({', '.join(fmt_call(c) for c in stray)}); "
+            "destructors run only at thread exit",
+            "no destructor call",
+        )
+    match op:
+        case Spawn(t):
+            if t == MAIN_THREAD or t in state.values or t in state.finished:
+                raise TraceError(f"spawn t{t}: thread names are used once, and t0 is the main thread")
+            return _expect(state.with_thread(t), obs, Code(OK), "spawn")
+        case Create(k, dtor):
+            return _create(state, k, dtor, obs, params)
+        case Delete(k):
+            if k not in state.live:
+                return Result(undefined=f"pthread_key_delete on k{k}, which is not a live key")
+            return _expect(state.without_key(k), obs, Code(OK), f"delete k{k}")
+        case SetValue(t, k, v):
+            _check_thread(state, t)
+            if k not in state.live:
+                return Result(undefined=f"pthread_setspecific on k{k}, which is not a live key")
+            return _expect(state.with_value(t, k, v), obs, Code(OK), f"set t{t} k{k}")
+        case GetValue(t, k):
+            _check_thread(state, t)
+            if k not in state.live:
+                return Result(undefined=f"pthread_getspecific on k{k}, which is not a live key")
+            return _expect(state, obs, Got(state.value(t, k)), f"get t{t} k{k}")
+        case Fill():
+            return _fill(state, obs, params)
+        case Exit(t):
+            _check_thread(state, t)
+            if t == MAIN_THREAD:
+                raise TraceError("exit t0: the main thread cannot exit in this trace language")
+            if not isinstance(obs, Exited):
+                return _reject(f"exit gave {_obs_text(obs)}", "a list of destructor calls")
+            return check_exit(state, t, obs.calls, params)
+    raise TypeError(op)
+
+
+def _create(state: State, k: int, dtor: object, obs: Obs, params: Params) -> Result:
+    if k != state.next_key:
+        raise TraceError(f"create k{k}: the next key is k{state.next_key} (keys are named in creation order)")
+    after = state.with_next_key(k + 1)
+    if len(state.live) >= params.keys_limit:
+        return _expect(after, obs, Created(EAGAIN), f"create k{k} with {len(state.live)} keys live (the limit)")
+    if not isinstance(obs, Created) or obs.rc != OK:
+        return _reject(
+            f"create k{k} gave {_obs_text(obs)} with {len(state.live)} of {params.keys_limit} keys live",
+            "0 key=<a value distinct from live keys>",
+        )
+    problem = _fresh_raw_problem(state, obs.raw, params)
+    if problem:
+        return _reject(f"create k{k}: {problem}", "0 key=<a value distinct from live keys>")
+    return Result(states=(after.with_key(k, dtor, obs.raw),))  # type: ignore[arg-type]
+
+
+def _fill(state: State, obs: Obs, params: Params) -> Result:
+    room = max(params.keys_limit - len(state.live), 0)
+    if not isinstance(obs, Filled):
+        return _reject(f"fill gave {_obs_text(obs)}", f"{room} keys EAGAIN")
+    if len(obs.raws) != room or obs.rc != EAGAIN:
+        return _reject(
+            f"fill created {len(obs.raws)} keys then {obs.rc}, with {len(state.live)} live and a limit of "
+            f"{params.keys_limit} (PTHREAD_KEYS_MAX less keys the runtime holds)",
+            f"{room} keys EAGAIN",
+        )
+    if len(set(obs.raws)) != len(obs.raws):
+        return _reject("fill handed out the same key value twice", "distinct key values")
+    for i, raw in enumerate(obs.raws):
+        problem = _fresh_raw_problem(state, raw, params)
+        if problem:
+            return _reject(f"fill, key {i + 1}: {problem}", "distinct key values")
+    first = state.next_key
+    state = state.with_keys([(first + i, None, raw) for i, raw in enumerate(obs.raws)])
+    return Result(states=(state.with_next_key(first + len(obs.raws) + 1),))
+
+
+# --- thread exit ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExitConfig:
+    """A point inside the destructor loop of ``thread``."""
+
+    state: State
+    thread: int
+    pass_no: int
+    obligations: frozenset[int]
+    """Keys due at the start of this pass that the pass has not yet dealt with."""
+    due_at_start: frozenset[int]
+    called: frozenset[int]
+    """Keys whose destructor this pass has already called."""
+    counts: tuple[tuple[int, int], ...] = ()
+    """Calls so far per key in this thread (programs act on the first calls)."""
+    choices: frozenset[str] = frozenset()
+    last_raw: int | None = None
+    """Key value of the previous call in this pass, to classify the order of calls."""
+
+    def count(self, key: int) -> int:
+        return dict(self.counts).get(key, 0)
+
+
+def start_exit(state: State, thread: int) -> ExitConfig:
+    due = state.pending(thread)
+    return ExitConfig(state, thread, 1, due, due, frozenset())
+
+
+def eligible(cfg: ExitConfig) -> list[int]:
+    """Keys whose destructor may be called next in this pass."""
+    return sorted(k for k in cfg.state.pending(cfg.thread) if k not in cfg.called)
+
+
+def run_program(
+    cfg: ExitConfig, key: int, seen: tuple[Effect, ...] | None, params: Params
+) -> tuple[ExitConfig, tuple[Effect, ...], str | None]:
+    """Run ``key``'s destructor program once; compare with the ``seen`` effects if given.
+
+    Returns the new config, the effects the model predicts (raw key values taken from
+    ``seen``), and a mismatch description or None.
+    """
+    state, t = cfg.state, cfg.thread
+    info = state.live[key]
+    n = cfg.count(key) + 1
+    counts = dict(cfg.counts)
+    counts[key] = n
+    state = state.with_value(t, key, NULL)
+    effects: list[Effect] = []
+    seen_list = list(seen) if seen is not None else None
+
+    def expect(e: Effect) -> str | None:
+        i = len(effects)
+        effects.append(e)
+        if seen_list is None:
+            return None
+        if i >= len(seen_list):
+            return f"k{key}'s destructor program should have observed {fmt_effect(e)}, but its record ends"
+        got = seen_list[i]
+        if isinstance(e, NewSeen) and isinstance(got, NewSeen) and (e.key, e.rc) == (got.key, got.rc):
+            effects[-1] = got
+            return None
+        if got != e:
+            return f"inside k{key}'s destructor: {fmt_effect(got)}, but the model has {fmt_effect(e)}"
+        return None
+
+    for instr in info.dtor or ():
+        problem: str | None = None
+        match instr:
+            case GetOwn():
+                problem = expect(GetSeen(state.value(t, key)))
+            case Reset(v, times) if n <= times and key in state.live:
+                state = state.with_value(t, key, v)
+                problem = expect(ResetSeen(OK))
+            case SetKey(k2, v) if n == 1 and k2 in state.live:
+                state = state.with_value(t, k2, v)
+                problem = expect(SetSeen(k2, OK))
+            case DeleteKey(k2) if n == 1 and k2 in state.live:
+                state = state.without_key(k2)
+                problem = expect(DeleteSeen(k2, OK))
+            case NewKey(v) if n == 1:
+                k_new = state.next_key
+                state = state.with_next_key(k_new + 1)
+                if len(state.live) >= params.keys_limit:
+                    problem = expect(NewSeen(k_new, EAGAIN))
+                else:
+                    problem = expect(NewSeen(k_new, OK))
+                    raw = effects[-1].raw if isinstance(effects[-1], NewSeen) else None
+                    if problem is None and seen_list is not None:
+                        problem = _fresh_raw_problem(state, raw, params)
+                    state = state.with_key(k_new, NEW_KEY_PROGRAM, raw).with_value(t, k_new, v)
+        if problem:
+            return cfg, tuple(effects), problem
+    if seen_list is not None and len(seen_list) > len(effects):
+        extra = fmt_effect(seen_list[len(effects)])
+        return cfg, tuple(effects), f"k{key}'s destructor record has {extra}, which its program does not do"
+    obligations = frozenset(k for k in cfg.obligations - {key} if state.value(t, k) and state.has_dtor(k))
+    cfg = replace(
+        cfg, state=state, obligations=obligations, called=cfg.called | {key}, counts=tuple(sorted(counts.items()))
+    )
+    return cfg, tuple(effects), None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The thread's end: the state after it, and the choices its exit revealed."""
+
+    state: State
+    choices: frozenset[str]
+
+
+def end_pass(cfg: ExitConfig, params: Params) -> list[ExitConfig | Finished]:
+    """What may follow the end of the current pass: a next pass, or the thread's end."""
+    if cfg.obligations:
+        return []
+    deferred = cfg.state.pending(cfg.thread)
+    choices = cfg.choices
+    if deferred - cfg.due_at_start - cfg.called:
+        choices |= {"set during a pass: handled in the next pass"}
+    if not deferred:
+        return [_finish(cfg, choices | {f"passes: {cfg.pass_no}"})]
+    nxt = replace(
+        cfg,
+        pass_no=cfg.pass_no + 1,
+        obligations=deferred,
+        due_at_start=deferred,
+        called=frozenset(),
+        choices=choices,
+        last_raw=None,
+    )
+    if cfg.pass_no < params.iterations:
+        return [nxt]
+    outs: list[ExitConfig | Finished] = []
+    if "stop" in params.after_last_pass:
+        outs.append(_finish(cfg, choices | {f"passes: {cfg.pass_no}", "after the last pass: stop"}))
+    if "continue" in params.after_last_pass:
+        outs.append(replace(nxt, choices=choices | {"after the last pass: go on"}))
+    return outs
+
+
+def _finish(cfg: ExitConfig, choices: frozenset[str]) -> Finished:
+    return Finished(cfg.state.without_thread(cfg.thread), choices)
+
+
+_ASCENDING, _DESCENDING = "order: <", "order: >"
+
+
+def _call_choices(cfg: ExitConfig, key: int) -> frozenset[str]:
+    """What calling ``key`` next reveals: handling a value set during the pass, and the order."""
+    out = set()
+    if key not in cfg.due_at_start:
+        out.add("set during a pass: handled in the same pass")
+    raw = cfg.state.live[key].raw
+    if cfg.last_raw is not None and raw is not None:
+        out.add(_ASCENDING if raw > cfg.last_raw else _DESCENDING)
+    return frozenset(out)
+
+
+def _order_label(choices: frozenset[str]) -> frozenset[str]:
+    """Replace the pairwise order marks by one label for the whole exit."""
+    marks = choices & {_ASCENDING, _DESCENDING}
+    rest = choices - marks
+    if marks == {_ASCENDING}:
+        return rest | {"order within a pass: ascending key value"}
+    if marks == {_DESCENDING}:
+        return rest | {"order within a pass: descending key value"}
+    return rest | {"order within a pass: other"} if marks else rest
+
+
+def call_options(cfg: ExitConfig, params: Params) -> list[ExitConfig]:
+    """Configs from which the next destructor call may be made: this pass, or after ending it."""
+    out = [cfg]
+    frontier = [cfg]
+    while frontier:
+        nxt = []
+        for c in frontier:
+            for after in end_pass(c, params):
+                if isinstance(after, ExitConfig):
+                    nxt.append(after)
+        out += nxt
+        frontier = nxt
+    return out
+
+
+def _why_not(cfg: ExitConfig, call: Call, params: Params) -> str:
+    """Why ``call`` cannot be the next destructor call from ``cfg``."""
+    k, st, t = call.key, cfg.state, cfg.thread
+    if k not in st.live:
+        return f"destructor of k{k} called, but k{k} is not a live key (deleted or never created)"
+    if not st.has_dtor(k):
+        return f"a destructor was called for k{k}, which has none"
+    held = st.value(t, k)
+    if held == NULL:
+        return f"destructor of k{k} called while the thread's value for it is NULL"
+    if call.arg != held:
+        return f"destructor of k{k} got {fmt_value(call.arg)}, but the thread held {fmt_value(held)}"
+    if k in cfg.called:
+        if cfg.obligations:
+            left = ", ".join(f"k{o}" for o in sorted(cfg.obligations))
+            return (
+                f"k{k}'s destructor called twice in pass {cfg.pass_no} "
+                f"before {left} (due at the pass's start) was visited"
+            )
+        return (
+            f"k{k}'s destructor called in pass {cfg.pass_no + 1}, beyond the {params.iterations} "
+            "passes this profile allows (PTHREAD_DESTRUCTOR_ITERATIONS)"
+        )
+    return f"k{k}'s destructor cannot be called here"
+
+
+def check_exit(state: State, thread: int, calls: tuple[Call, ...], params: Params) -> Result:
+    """Follow the observed destructor calls through the exit machine."""
+    configs = [start_exit(state, thread)]
+    for i, call in enumerate(calls):
+        survivors: list[ExitConfig] = []
+        reasons: list[str] = []
+        for base in configs:
+            for cfg in call_options(base, params):
+                if call.key not in eligible(cfg) or call.arg != cfg.state.value(thread, call.key):
+                    reasons.append(_why_not(cfg, call, params))
+                    continue
+                after, _, problem = run_program(cfg, call.key, call.effects, params)
+                if problem:
+                    reasons.append(problem)
+                    continue
+                after = replace(after, choices=after.choices | _call_choices(cfg, call.key))
+                after = replace(after, last_raw=cfg.state.live[call.key].raw)
+                survivors.append(after)
+        if not survivors:
+            allowed = sorted(
+                {
+                    f"k{k}({fmt_value(c.state.value(thread, k))})"
+                    for b in configs
+                    for c in call_options(b, params)
+                    for k in eligible(c)
+                }
+            )
+            return _reject(
+                f"exit t{thread}, call {i + 1} {fmt_call(call)}: {reasons[0] if reasons else 'not allowed'}",
+                *(allowed or ["no further destructor call"]),
+            )
+        configs = _dedupe(survivors)
+    finals: list[Finished] = []
+    stuck: list[ExitConfig] = []
+    for base in configs:
+        for cfg in call_options(base, params):
+            done = [f for f in end_pass(cfg, params) if isinstance(f, Finished)]
+            finals += done
+            if not done:
+                stuck.append(cfg)
+    if not finals:
+        return _reject(
+            f"exit t{thread} ended too early: {_why_stuck(stuck[0] if stuck else configs[0], params)}",
+            *_next_calls(configs, params),
+        )
+    # Several pass structures may explain the calls; report the plainest: calls in one
+    # direction within each pass, then the fewest passes.
+    best = min(finals, key=lambda f: (len(f.choices & {_ASCENDING, _DESCENDING}), _passes(f.choices)))
+    states = tuple({f.state.signature(): f.state for f in finals}.values())
+    return Result(states=states, choices=_order_label(best.choices))
+
+
+def _passes(choices: frozenset[str]) -> int:
+    return min((int(c.split(": ")[1]) for c in choices if c.startswith("passes: ")), default=0)
+
+
+def _why_stuck(cfg: ExitConfig, params: Params) -> str:
+    st, t = cfg.state, cfg.thread
+    if cfg.obligations:
+        left = ", ".join(f"k{k}({fmt_value(st.value(t, k))})" for k in sorted(cfg.obligations))
+        return f"pass {cfg.pass_no} never called the destructor of {left}, due at the pass's start"
+    left = ", ".join(f"k{k}({fmt_value(st.value(t, k))})" for k in sorted(st.pending(t)))
+    return f"values remain ({left}) after pass {cfg.pass_no}, but at least {params.iterations} passes are required"
+
+
+def _next_calls(configs: list[ExitConfig], params: Params) -> list[str]:
+    return sorted(
+        {
+            f"k{k}({fmt_value(c.state.value(c.thread, k))})"
+            for b in configs
+            for c in call_options(b, params)
+            for k in eligible(c)
+        }
+    )
+
+
+def _dedupe(configs: list[ExitConfig]) -> list[ExitConfig]:
+    seen: dict[object, ExitConfig] = {}
+    for c in configs:
+        sig = (c.state.signature(), c.pass_no, c.obligations, c.due_at_start, c.called, c.counts)
+        if sig not in seen or _passes(c.choices) < _passes(seen[sig].choices):
+            seen[sig] = c
+    return list(seen.values())
+
+
+# --- enumeration ----------------------------------------------------------------------------
+
+
+def exit_outcomes(
+    state: State, thread: int, params: Params, limit: int = 10_000
+) -> Iterator[tuple[tuple[Call, ...], State]]:
+    """Every allowed destructor-call sequence of ``thread``'s exit, with the state after it.
+
+    Raw values of keys created inside destructors are unknown to the model and left None.
+    Stops after ``limit`` outcomes (the number grows factorially with the keys due).
+    """
+    produced = 0
+    stack: list[tuple[ExitConfig, tuple[Call, ...]]] = [(start_exit(state, thread), ())]
+    while stack and produced < limit:
+        cfg, calls = stack.pop()
+        for after in end_pass(cfg, params):
+            if isinstance(after, Finished):
+                produced += 1
+                yield calls, after.state
+            else:
+                stack.append((after, calls))
+        for k in eligible(cfg):
+            arg = cfg.state.value(thread, k)
+            nxt, effects, _ = run_program(cfg, k, None, params)
+            stack.append((nxt, (*calls, Call(k, arg, effects))))
+
+
+def some_outcome(state: State, op: Op, params: Params) -> tuple[Obs, State] | None:
+    """One allowed outcome, without enumerating the (factorially many) exit orders."""
+    if isinstance(op, Exit):
+        calls, after = next(exit_outcomes(state, op.thread, params, limit=1))
+        return Exited(calls), after
+    allowed = outcomes(state, op, params)
+    return allowed[0] if allowed else None
+
+
+def outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
+    """The allowed observations of ``op`` in ``state`` (raw key values left None).
+
+    Undefined behaviour has no outcomes here; ``step`` reports it.
+    """
+    match op:
+        case Exit(t):
+            return [(Exited(calls), s) for calls, s in exit_outcomes(state, t, params)]
+        case Create(k, dtor):
+            if len(state.live) >= params.keys_limit:
+                return [(Created(EAGAIN), state.with_next_key(k + 1))]
+            return [(Created(OK), state.with_next_key(k + 1).with_key(k, dtor, None))]
+        case Fill():
+            room = max(params.keys_limit - len(state.live), 0)
+            first = state.next_key
+            state = state.with_keys([(first + i, None, None) for i in range(room)])
+            return [(Filled((0,) * room, EAGAIN), state.with_next_key(first + room + 1))]
+        case GetValue(t, k) if k in state.live:
+            return [(Got(state.value(t, k)), state)]
+        case Spawn(t):
+            return [(Code(OK), state.with_thread(t))]
+        case Delete(k) if k in state.live:
+            return [(Code(OK), state.without_key(k))]
+        case SetValue(t, k, v) if k in state.live:
+            return [(Code(OK), state.with_value(t, k, v))]
+    return []

@@ -1,0 +1,123 @@
+"""The abstract state of a process's thread-specific data, as the application can know it.
+
+States are treated as values: every transition builds a new ``State`` and never mutates an old
+one, so the checker can hold several candidate states at once (the spec is loose) and
+share them freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tsdcheck.model.ops import MAIN_THREAD, Program
+
+AfterLastPass = Literal["stop", "continue"]
+
+
+@dataclass(frozen=True)
+class Params:
+    """The parameters of one reading of the spec, resolved against an implementation."""
+
+    iterations: int
+    """PTHREAD_DESTRUCTOR_ITERATIONS: passes that must run while values remain."""
+    keys_limit: int
+    """Keys the program can create: PTHREAD_KEYS_MAX less keys the runtime holds."""
+    after_last_pass: frozenset[AfterLastPass] = frozenset({"stop"})
+    """What may happen when values remain after ``iterations`` passes."""
+    raws_unique_forever: bool = False
+    """Whether a key value may never be handed out twice (DEC: a cell "unique within an
+    application invocation"), rather than only distinct among live keys (POSIX)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    dtor: Program | None
+    raw: int | None
+
+
+@dataclass(frozen=True)
+class State:
+    live: dict[int, KeyInfo] = field(default_factory=dict)
+    """Live keys by name: created and not deleted."""
+    next_key: int = 0
+    """The name of the next key-creation attempt."""
+    values: dict[int, dict[int, int]] = field(default_factory=lambda: {MAIN_THREAD: {}})
+    """Running threads, each with its non-NULL values by key."""
+    finished: frozenset[int] = frozenset()
+    """Threads that have exited."""
+    raws_used: frozenset[int] = frozenset()
+    """Every key value handed out so far (for key-reuse coverage and the DEC reading)."""
+    by_raw: dict[int, int] = field(default_factory=dict)
+    """Live keys by their value, to judge a new key's value in constant time."""
+
+    def _evolve(self, **changes: object) -> State:
+        """A copy with ``changes``: ``dataclasses.replace`` without its per-call overhead (hot path)."""
+        new = object.__new__(State)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
+    def signature(self) -> tuple[object, ...]:
+        """A hashable summary, to merge candidate states that are the same."""
+        return (
+            tuple(sorted((k, i.dtor, i.raw) for k, i in self.live.items())),
+            self.next_key,
+            tuple(sorted((t, tuple(sorted(v.items()))) for t, v in self.values.items())),
+            self.finished,
+        )
+
+    def value(self, thread: int, key: int) -> int:
+        return self.values[thread].get(key, 0)
+
+    def with_value(self, thread: int, key: int, value: int) -> State:
+        vals = dict(self.values[thread])
+        if value:
+            vals[key] = value
+        else:
+            vals.pop(key, None)
+        return self._evolve(values={**self.values, thread: vals})
+
+    def with_key(self, key: int, dtor: Program | None, raw: int | None) -> State:
+        """A key created: named ``key``, NULL in every thread (it never had a value)."""
+        return self.with_keys([(key, dtor, raw)])
+
+    def with_keys(self, keys: list[tuple[int, Program | None, int | None]]) -> State:
+        """Several keys created at once (``fill``), without copying the tables per key."""
+        live, by_raw = dict(self.live), dict(self.by_raw)
+        for key, dtor, raw in keys:
+            live[key] = KeyInfo(dtor, raw)
+            if raw is not None:
+                by_raw[raw] = key
+        used = self.raws_used | {raw for _, _, raw in keys if raw is not None}
+        return self._evolve(live=live, by_raw=by_raw, raws_used=used)
+
+    def without_key(self, key: int) -> State:
+        """A key deleted: its values in every thread are gone with it."""
+        live = dict(self.live)
+        info = live.pop(key)
+        by_raw = self.by_raw
+        if info.raw is not None and by_raw.get(info.raw) == key:
+            by_raw = dict(by_raw)
+            del by_raw[info.raw]
+        values = {t: v if key not in v else {k: x for k, x in v.items() if k != key} for t, v in self.values.items()}
+        return self._evolve(live=live, values=values, by_raw=by_raw)
+
+    def with_next_key(self, next_key: int) -> State:
+        return self._evolve(next_key=next_key)
+
+    def with_thread(self, thread: int) -> State:
+        return self._evolve(values={**self.values, thread: {}})
+
+    def without_thread(self, thread: int) -> State:
+        values = dict(self.values)
+        del values[thread]
+        return self._evolve(values=values, finished=self.finished | {thread})
+
+    def has_dtor(self, key: int) -> bool:
+        info = self.live.get(key)
+        return info is not None and info.dtor is not None
+
+    def pending(self, thread: int) -> frozenset[int]:
+        """Keys whose destructor is due in ``thread``: live, with a destructor, non-NULL."""
+        return frozenset(k for k in self.values[thread] if self.has_dtor(k))

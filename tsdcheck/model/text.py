@@ -1,0 +1,397 @@
+"""The text form of traces: one operation a line, its observation after ``->``.
+
+Example::
+
+    # tsdcheck trace 1
+    # profile: default
+    spawn t1 -> 0
+    create k0 dtor=[get; reset v1 x2; set k1 v2] -> 0 key=3
+    set t1 k0 v1 -> 0
+    exit t1 -> 2 calls
+      k0(v1): get=NULL reset=0 set k1=0
+      k0(v1): get=NULL reset=0
+
+Lines starting with ``#`` are comments; ``# name: value`` comments in the header are metadata.
+An operation without ``->`` has not been observed yet (a script to run).  Parsing and
+formatting are pure; reading and writing files is the caller's business.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from tsdcheck.model.ops import (
+    Call,
+    Code,
+    Crash,
+    Create,
+    Created,
+    Delete,
+    DeleteKey,
+    DeleteSeen,
+    Effect,
+    Exit,
+    Exited,
+    Fill,
+    Filled,
+    Foreign,
+    GetOwn,
+    GetSeen,
+    GetValue,
+    Got,
+    Hang,
+    Instr,
+    NewKey,
+    NewSeen,
+    Obs,
+    Op,
+    Program,
+    Ptr,
+    Reset,
+    ResetSeen,
+    SetKey,
+    SetSeen,
+    SetValue,
+    Spawn,
+)
+
+HEADER = "# tsdcheck trace 1"
+
+
+class TraceSyntaxError(ValueError):
+    """A trace text that does not parse; the message names the line."""
+
+
+@dataclass
+class TraceFile:
+    """A parsed trace: its metadata and its steps (an observation may be missing)."""
+
+    steps: list[tuple[Op, Obs | None]]
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+
+def fmt_value(v: Ptr) -> str:
+    if isinstance(v, Foreign):
+        return f"?{v.addr:#x}"
+    return "NULL" if v == 0 else f"v{v}"
+
+
+def fmt_instr(i: Instr) -> str:
+    match i:
+        case GetOwn():
+            return "get"
+        case Reset(value, times):
+            return f"reset {fmt_value(value)} x{times}"
+        case SetKey(key, value):
+            return f"set k{key} {fmt_value(value)}"
+        case DeleteKey(key):
+            return f"del k{key}"
+        case NewKey(value):
+            return f"new {fmt_value(value)}"
+    raise TypeError(i)
+
+
+def fmt_program(p: Program | None) -> str:
+    return "none" if p is None else "[" + "; ".join(fmt_instr(i) for i in p) + "]"
+
+
+def fmt_op(op: Op) -> str:
+    match op:
+        case Spawn(t):
+            return f"spawn t{t}"
+        case Create(k, dtor):
+            return f"create k{k} dtor={fmt_program(dtor)}"
+        case Delete(k):
+            return f"delete k{k}"
+        case SetValue(t, k, v):
+            return f"set t{t} k{k} {fmt_value(v)}"
+        case GetValue(t, k):
+            return f"get t{t} k{k}"
+        case Exit(t):
+            return f"exit t{t}"
+        case Fill():
+            return "fill"
+    raise TypeError(op)
+
+
+def fmt_raws(raws: Iterable[int]) -> str:
+    """Runs of consecutive raw keys as ``a..b`` so a thousand filled keys stay one short line."""
+    parts: list[str] = []
+    run: list[int] = []
+    for r in raws:
+        if run and r == run[-1] + 1:
+            run.append(r)
+            continue
+        if run:
+            parts.append(_fmt_run(run))
+        run = [r]
+    if run:
+        parts.append(_fmt_run(run))
+    return ",".join(parts) or "-"
+
+
+def _fmt_run(run: list[int]) -> str:
+    return str(run[0]) if len(run) == 1 else f"{run[0]}..{run[-1]}"
+
+
+def fmt_effect(e: Effect) -> str:
+    match e:
+        case GetSeen(v):
+            return f"get={fmt_value(v)}"
+        case ResetSeen(rc):
+            return f"reset={rc}"
+        case SetSeen(k, rc):
+            return f"set k{k}={rc}"
+        case DeleteSeen(k, rc):
+            return f"del k{k}={rc}"
+        case NewSeen(k, rc, raw):
+            return f"new k{k}={rc}" + ("" if raw is None else f" key={raw}")
+    raise TypeError(e)
+
+
+def fmt_call(c: Call) -> str:
+    head = f"k{c.key}({fmt_value(c.arg)})"
+    return head + (": " + " ".join(fmt_effect(e) for e in c.effects) if c.effects else "")
+
+
+def fmt_obs(obs: Obs) -> list[str]:
+    """The observation as the rest of the op line, then any continuation lines."""
+    match obs:
+        case Code(rc, calls):
+            return _with_stray(rc, calls)
+        case Created(rc, raw, calls):
+            return _with_stray(rc if raw is None else f"{rc} key={raw}", calls)
+        case Got(v, calls):
+            return _with_stray(fmt_value(v), calls)
+        case Filled(raws, rc, calls):
+            return _with_stray(f"{len(raws)} keys {rc} raw={fmt_raws(raws)}", calls)
+        case Exited(calls):
+            return [f"{len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
+        case Hang(calls):
+            return [f"HANG after {len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
+        case Crash(sig, calls):
+            return [f"CRASH {sig} after {len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
+    raise TypeError(obs)
+
+
+def _with_stray(head: str, calls: tuple[Call, ...]) -> list[str]:
+    """Destructor calls made outside thread exit follow as ``+N calls`` and indented lines."""
+    if not calls:
+        return [head]
+    return [f"{head} +{len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
+
+
+def fmt_step(op: Op, obs: Obs | None) -> str:
+    if obs is None:
+        return fmt_op(op)
+    first, *rest = fmt_obs(obs)
+    return "\n".join([f"{fmt_op(op)} -> {first}", *rest])
+
+
+def format_trace(steps: Iterable[tuple[Op, Obs | None]], meta: dict[str, str] | None = None) -> str:
+    lines = [HEADER]
+    lines += [f"# {k}: {v}" for k, v in (meta or {}).items()]
+    lines += [fmt_step(op, obs) for op, obs in steps]
+    return "\n".join(lines) + "\n"
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+_HANDLE = {"t": "thread", "k": "key", "v": "value"}
+_HEX = re.compile(r"\?(0x[0-9a-fA-F]+)")
+_CALL = re.compile(r"k(\d+)\((\S+?)\)(?::\s*(.*))?$")
+
+
+def _handle(tok: str, kind: str) -> int:
+    if kind == "v" and tok == "NULL":
+        return 0
+    if len(tok) > 1 and tok[0] == kind and tok[1:].isdigit():
+        return int(tok[1:])
+    raise TraceSyntaxError(f"expected a {_HANDLE[kind]} like {kind}1, got {tok!r}")
+
+
+def _ptr(tok: str) -> Ptr:
+    m = _HEX.fullmatch(tok)
+    return Foreign(int(m.group(1), 16)) if m else _handle(tok, "v")
+
+
+def _rc(tok: str) -> str:
+    if tok == "0" or re.fullmatch(r"E[A-Z0-9]+|-?\d+", tok):
+        return tok
+    raise TraceSyntaxError(f"expected a return code like 0 or EAGAIN, got {tok!r}")
+
+
+def parse_program(text: str) -> Program | None:
+    if text == "none":
+        return None
+    if not (text.startswith("[") and text.endswith("]")):
+        raise TraceSyntaxError(f"a destructor is 'none' or a program in brackets, got {text!r}")
+    body = text[1:-1].strip()
+    return tuple(_parse_instr(part.split()) for part in body.split(";")) if body else ()
+
+
+def _parse_instr(w: list[str]) -> Instr:
+    match w:
+        case ["get"]:
+            return GetOwn()
+        case ["reset", v, times] if re.fullmatch(r"x\d+", times):
+            return Reset(_handle(v, "v"), int(times[1:]))
+        case ["set", k, v]:
+            return SetKey(_handle(k, "k"), _handle(v, "v"))
+        case ["del", k]:
+            return DeleteKey(_handle(k, "k"))
+        case ["new", v]:
+            return NewKey(_handle(v, "v"))
+    raise TraceSyntaxError(
+        f"unknown destructor instruction {' '.join(w)!r} (expected: get | reset vN xR | set kN vN | del kN | new vN)"
+    )
+
+
+def parse_op(text: str) -> Op:
+    w = text.split()
+    match w:
+        case ["spawn", t]:
+            return Spawn(_handle(t, "t"))
+        case ["create", k, d] if d.startswith("dtor="):
+            return Create(_handle(k, "k"), parse_program(d[5:]))
+        case ["create", k, *rest] if rest and rest[0].startswith("dtor="):
+            return Create(_handle(k, "k"), parse_program(" ".join(rest)[5:]))
+        case ["delete", k]:
+            return Delete(_handle(k, "k"))
+        case ["set", t, k, v]:
+            return SetValue(_handle(t, "t"), _handle(k, "k"), _handle(v, "v"))
+        case ["get", t, k]:
+            return GetValue(_handle(t, "t"), _handle(k, "k"))
+        case ["exit", t]:
+            return Exit(_handle(t, "t"))
+        case ["fill"]:
+            return Fill()
+    raise TraceSyntaxError(f"unknown operation {text.strip()!r} (expected spawn, create, delete, set, get, exit, fill)")
+
+
+def _parse_raws(text: str) -> tuple[int, ...]:
+    if text == "-":
+        return ()
+    out: list[int] = []
+    for part in text.split(","):
+        a, sep, b = part.partition("..")
+        if not a.isdigit() or (sep and not b.isdigit()):
+            raise TraceSyntaxError(f"bad raw key list {text!r}")
+        out.extend(range(int(a), int(b) + 1) if sep else [int(a)])
+    return tuple(out)
+
+
+def _parse_effects(text: str) -> tuple[Effect, ...]:
+    w = text.split()
+    effects: list[Effect] = []
+    i = 0
+    while i < len(w):
+        tok = w[i]
+        if tok.startswith("get="):
+            effects.append(GetSeen(_ptr(tok[4:])))
+        elif tok.startswith("reset="):
+            effects.append(ResetSeen(_rc(tok[6:])))
+        elif tok in ("set", "del", "new") and i + 1 < len(w) and "=" in w[i + 1]:
+            k, rc = w[i + 1].split("=", 1)
+            key, rc = _handle(k, "k"), _rc(rc)
+            i += 1
+            if tok == "set":
+                effects.append(SetSeen(key, rc))
+            elif tok == "del":
+                effects.append(DeleteSeen(key, rc))
+            else:
+                raw = None
+                if i + 1 < len(w) and w[i + 1].startswith("key="):
+                    raw = int(w[i + 1][4:])
+                    i += 1
+                effects.append(NewSeen(key, rc, raw))
+        else:
+            raise TraceSyntaxError(f"unknown destructor observation {tok!r}")
+        i += 1
+    return tuple(effects)
+
+
+def parse_call(text: str) -> Call:
+    m = _CALL.match(text.strip())
+    if not m:
+        raise TraceSyntaxError(f"expected a destructor call like 'k0(v1): get=NULL', got {text.strip()!r}")
+    return Call(int(m.group(1)), _ptr(m.group(2)), _parse_effects(m.group(3) or ""))
+
+
+def _parse_obs(op: Op, text: str) -> tuple[Obs, int]:
+    """The observation, and how many continuation lines (destructor calls) follow."""
+    stray = re.fullmatch(r"(.*?)\s+\+(\d+) calls", text)
+    if stray and not isinstance(op, Exit):
+        obs, _ = _parse_obs(op, stray.group(1))
+        return obs, int(stray.group(2))
+    w = text.split()
+    if isinstance(op, Exit) or (w and w[0] in ("HANG", "CRASH")):
+        m = re.fullmatch(r"(\d+) calls|HANG after (\d+) calls|CRASH (\S+) after (\d+) calls", text)
+        if not m:
+            raise TraceSyntaxError(
+                f"expected 'N calls', 'HANG after N calls' or 'CRASH SIG after N calls', got {text!r}"
+            )
+        if m.group(1) is not None:
+            return Exited(()), int(m.group(1))
+        if m.group(2) is not None:
+            return Hang(()), int(m.group(2))
+        return Crash(m.group(3), ()), int(m.group(4))
+    match op, w:
+        case (Create(), [rc]):
+            return Created(_rc(rc)), 0
+        case (Create(), [rc, raw]) if raw.startswith("key=") and raw[4:].isdigit():
+            return Created(_rc(rc), int(raw[4:])), 0
+        case (GetValue(), [v]):
+            return Got(_ptr(v)), 0
+        case (Fill(), [n, "keys", rc, raws]) if raws.startswith("raw="):
+            parsed = _parse_raws(raws[4:])
+            if len(parsed) != int(n):
+                raise TraceSyntaxError(f"fill reports {n} keys but lists {len(parsed)}")
+            return Filled(parsed, _rc(rc)), 0
+        case (Spawn() | Delete() | SetValue(), [rc]):
+            return Code(_rc(rc)), 0
+    raise TraceSyntaxError(f"observation {text!r} does not fit operation {fmt_op(op)!r}")
+
+
+def parse_trace(text: str) -> TraceFile:
+    """Parse a trace text; a TraceSyntaxError names the offending line."""
+    lines = text.splitlines()
+    steps: list[tuple[Op, Obs | None]] = []
+    meta: dict[str, str] = {}
+    i = 0
+    while i < len(lines):
+        line, lineno = lines[i], i + 1
+        i += 1
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            m = re.fullmatch(r"#\s*([a-z][a-z0-9_-]*):\s*(.*)", stripped)
+            if m and not steps:
+                meta[m.group(1)] = m.group(2).strip()
+            continue
+        try:
+            op_text, arrow, obs_text = stripped.partition("->")
+            op = parse_op(op_text)
+            if not arrow:
+                steps.append((op, None))
+                continue
+            obs, ncalls = _parse_obs(op, obs_text.strip())
+            calls = []
+            for _ in range(ncalls):
+                if i >= len(lines) or not lines[i].startswith((" ", "\t")):
+                    raise TraceSyntaxError(f"expected {ncalls} indented destructor call lines")
+                calls.append(parse_call(lines[i]))
+                i += 1
+            steps.append((op, replace(obs, calls=tuple(calls)) if calls else obs))
+        except TraceSyntaxError as e:
+            raise TraceSyntaxError(f"line {lineno}: {e}") from None
+    return TraceFile(steps, meta)
+
+
+__all__ = ["TraceFile", "TraceSyntaxError", "fmt_op", "fmt_step", "format_trace", "parse_trace"]
