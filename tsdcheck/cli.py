@@ -17,17 +17,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.replay import replay
-from tsdcheck.checker.report import finding_line, print_verdict, summary_table, traceability_table
+from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
+from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
 from tsdcheck.drivers.base import EnvironmentProblem
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.text import TraceSyntaxError, format_trace, parse_trace
-from tsdcheck.properties.catalog import CATALOG
+from tsdcheck.properties.catalog import BY_ID, CATALOG
 from tsdcheck.properties.traceability import ROWS
 
 DEFAULT_OUT = "tsdcheck-counterexample.trace"
+PROVE_PROFILES = ("posix", "dec", "glibc")
 
 
 class UsageError(Exception):
@@ -60,6 +63,36 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--observed", action="store_true", help="judge the recorded observations without running anything")
 
     sub.add_parser("properties", help="print the property catalog and the traceability table")
+
+    pr = sub.add_parser("prove", help="prove the property catalog on the Z3 encoding of the model")
+    pr.add_argument(
+        "--profile", action="append", help=f"profile to prove under (repeatable; default: {', '.join(PROVE_PROFILES)})"
+    )
+    pr.add_argument("--keys", type=int, default=3, help="key names (creation attempts) in the bound")
+    pr.add_argument("--threads", type=int, default=2, help="threads in the bound, the main thread included")
+    pr.add_argument("--values", type=int, default=2, help="distinct non-NULL values")
+    pr.add_argument("--body", type=int, default=2, help="instructions per destructor program after its 'get'")
+    pr.add_argument("--depth", type=int, default=12, help="steps to unroll (a destructor call is one step)")
+    pr.add_argument(
+        "--iterations",
+        type=int,
+        default=4,
+        help="PTHREAD_DESTRUCTOR_ITERATIONS where the profile asks the implementation",
+    )
+    pr.add_argument(
+        "--keys-max", type=int, default=2, help="keys the program may create (PTHREAD_KEYS_MAX in the bound)"
+    )
+    pr.add_argument("--property", action="append", help="prove only this property (repeatable)")
+    pr.add_argument("--smtlib", metavar="DIR", help="also write each query in SMT-LIB 2 to DIR")
+    pr.add_argument("--out", default="tsdcheck-counterexamples", help="directory for counterexample traces")
+    pr.add_argument(
+        "--break",
+        dest="mutations",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="break a rule of the model on purpose, to see a property fail (see --break list)",
+    )
     return p
 
 
@@ -71,10 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fuzz(args, console)
         if args.command == "replay":
             return _replay(args, console)
+        if args.command == "prove":
+            return _prove(args, console)
         return _properties(console)
     except (EnvironmentProblem, UsageError, TraceSyntaxError, TraceError) as e:
         print(f"tsdcheck: error: {e}", file=sys.stderr)
-    except UnknownProfile as e:
+    except (UnknownProfile, UnknownMutation) as e:
         print(f"tsdcheck: error: {e}", file=sys.stderr)
     except OSError as e:
         print(f"tsdcheck: error: {e.strerror}: {e.filename}", file=sys.stderr)
@@ -160,6 +195,44 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         console.print(finding_line(trace[: (verdict.index or 0) + 1], facts, profile.name), markup=False)
         return 1
     return 0
+
+
+def _prove(args: argparse.Namespace, console: Console) -> int:
+    if "list" in args.mutations:
+        for name, what in MUTATIONS.items():
+            console.print(f"{name}: {what}", markup=False)
+        return 0
+    if args.depth < 1 or args.iterations < 1 or args.keys_max < 0:
+        raise UsageError("--depth and --iterations must be at least 1, --keys-max at least 0")
+    unknown = sorted(set(args.property or ()) - set(BY_ID))
+    if unknown:
+        raise UsageError(f"unknown property {unknown[0]!r} (see tsdcheck properties)")
+    try:
+        bounds = Bounds(args.keys, args.threads, args.values, args.body)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    console.print(
+        f"Z3 {z3_version()}; bounds: {bounds.keys} keys, {bounds.threads} threads, "
+        f"{bounds.values} values, programs of 1+{bounds.body} instructions, depth {args.depth}",
+        markup=False,
+    )
+    failed = False
+    for name in args.profile or PROVE_PROFILES:
+        profile = get_profile(name)
+        params = profile.params(args.iterations, args.keys_max)
+        run = prove_profile(profile, params, bounds, args.depth, args.property, frozenset(args.mutations))
+        console.print(prove_table(run))
+        for outcome in run.outcomes:
+            if outcome.trace is not None:
+                failed = True
+                path = Path(args.out) / f"{name}-{outcome.prop}.trace"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(format_trace(outcome.trace, {"impl": "model", "profile": name}))
+                console.print(f"{outcome.prop}: counterexample written to {path}", markup=False)
+        if args.smtlib:
+            written = write_smtlib(run.prover, args.depth, Path(args.smtlib), name)
+            console.print(f"{len(written)} SMT-LIB queries written to {args.smtlib}", markup=False)
+    return 1 if failed else 0
 
 
 def _properties(console: Console) -> int:

@@ -9,6 +9,7 @@ from rich.table import Table
 
 from tsdcheck.checker.coverage import REACHED, Stats
 from tsdcheck.checker.oracle import Verdict, judge_trace
+from tsdcheck.checker.prove import ProfileRun
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.profiles import load_profiles
@@ -69,3 +70,23 @@ def traceability_table(rows: Sequence[tuple[str, str, str]]) -> Table:
 def print_verdict(console: Console, verdict: Verdict) -> None:
     style = {"accepted": "green", "rejected": "bold red", "undefined": "yellow"}[verdict.kind]
     console.print(verdict.describe(), style=style, markup=False, highlight=False)
+
+
+def prove_table(run: ProfileRun) -> Table:
+    table = Table(title=f"tsdcheck prove: profile {run.profile}")
+    for col in ("property", "result", "steps", "seconds"):
+        table.add_column(col)
+    for o in run.outcomes:
+        if o.status == "counterexample":
+            result = "[red]counterexample[/]"
+        elif o.status == "proved for all depths":
+            result = f"[green]proved for all depths[/] ({o.note})"
+        else:
+            result = f"[yellow]{o.status}[/] ({o.note})"
+        table.add_row(o.prop, result, str(o.depth), f"{o.seconds:.2f}")
+    table.caption = (
+        f"steps: counterexample length or bound proved; seconds: time to the counterexample, or of the "
+        f"induction proof (the shared BMC to depth {run.depth} took {run.bmc_seconds:.1f} s). "
+        f"Invariants for induction: {', '.join(run.lemmas) or 'none'}"
+    )
+    return table

@@ -23,7 +23,7 @@ class Property:
     """Seed file the property comes from."""
     quote: str
     """The sentence, quoted briefly."""
-    profiles: tuple[str, ...] = ("default", "posix", "dec")
+    profiles: tuple[str, ...] = ("default", "posix", "dec", "glibc")
     """Profiles under which it holds."""
 
     def applies(self, profile: str) -> bool:
@@ -85,7 +85,7 @@ CATALOG: tuple[Property, ...] = (
         DEC,
         "If there are still non-NULL values for any key with a destructor after four repetitions of this "
         "sequence, the thread is terminated.",
-        profiles=("default", "dec"),
+        profiles=("default", "dec", "glibc"),
     ),
     Property(
         "new-key-null",

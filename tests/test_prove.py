@@ -1,0 +1,111 @@
+"""The Z3 prover: the catalog holds of the model, broken variants give shortest counterexamples
+that reproduce on a matching wrong implementation, and the queries export to SMT-LIB."""
+
+import pytest
+import z3
+
+from tsdcheck.checker.prove import Prover, prove_profile
+from tsdcheck.checker.replay import replay
+from tsdcheck.checker.z3model import Bounds, Encoding, Variant
+from tsdcheck.cli import main
+from tsdcheck.drivers.pyref import Behaviour, PyRef
+from tsdcheck.model.profiles import get_profile
+from tsdcheck.properties import BY_ID, violations
+from tsdcheck.properties.formulas import FORMULAS
+
+ITERATIONS, KEYS_MAX = 4, 2
+
+
+def params(profile: str):
+    return get_profile(profile).params(ITERATIONS, KEYS_MAX)
+
+
+def test_every_property_has_a_formula():
+    assert set(FORMULAS) == set(BY_ID)
+
+
+@pytest.mark.parametrize("profile", ["posix", "dec", "glibc"])
+def test_catalog_is_proved_for_all_depths(profile):
+    run = prove_profile(get_profile(profile), params(profile), Bounds(), depth=10)
+    applicable = {p for p in BY_ID if BY_ID[p].applies(profile)}
+    assert {o.prop for o in run.outcomes} == applicable
+    assert all(o.status == "proved for all depths" for o in run.outcomes), [
+        (o.prop, o.status, o.note) for o in run.outcomes
+    ]
+
+
+def test_a_property_of_another_reading_fails_with_a_witness():
+    """Key reuse is allowed by POSIX but not by the DEC reading: the prover shows it."""
+    prover = Prover(Encoding(Bounds(), Variant(params("posix"))), {"keys-never-reused": params("dec")})
+    [outcome] = prover.prove(6)
+    assert outcome.status == "counterexample" and outcome.depth == 3
+    assert "keys-never-reused" in violations(outcome.trace, params("dec"))
+
+
+# (rule broken in the encoding, the matching bug of the reference implementation, property)
+BROKEN = [
+    ("no-clear", "no-clear", "dtor-sees-null"),
+    ("pass-long", "pass-long", "at-most-n-passes"),
+    ("no-rescan", "no-rescan", "at-least-n-passes"),
+    ("eagain-early", "eagain-early", "create-below-limit"),
+    ("eagain-never", "eagain-never", "create-eagain-at-limit"),
+    ("shared-values", "shared-values", "values-per-thread"),
+    ("dtor-for-null", "dtor-for-null", "no-dtor-for-null"),
+]
+
+
+@pytest.mark.parametrize(("rule", "bug", "prop"), BROKEN)
+def test_broken_variant_gives_shortest_counterexample_that_replays(rule, bug, prop):
+    reading = params("glibc")
+    encoding = Encoding(Bounds(), Variant(reading, frozenset({rule})))
+    [outcome] = Prover(encoding, {prop: reading}).prove(12)
+    assert outcome.status == "counterexample", outcome
+    # Shortest: one step less and the property holds.
+    [shorter] = Prover(encoding, {prop: reading}).bmc(outcome.depth - 1).values()
+    assert shorter.status == "proved to depth"
+    # The trace's operations, run on the reference implementation with the same bug, break it too.
+    impl = PyRef(Behaviour(bug=bug, keys_max=KEYS_MAX, iterations=ITERATIONS))
+    trace, verdict = replay(impl, [op for op, _ in outcome.trace], reading)
+    assert verdict.kind == "rejected"
+    assert prop in violations(trace, reading)
+    # ... and the correct implementation is not flagged (it may stop early: a key it refused
+    # cannot be used, so the replay ends there as undefined rather than run it).
+    correct = PyRef(Behaviour(keys_max=KEYS_MAX, iterations=ITERATIONS))
+    assert replay(correct, [op for op, _ in outcome.trace], reading)[1].kind != "rejected"
+
+
+def test_smtlib_queries_are_standalone(tmp_path):
+    reading = params("glibc")
+    good = Prover(Encoding(Bounds(), Variant(reading)), {"dtor-sees-null": reading})
+    bad = Prover(Encoding(Bounds(), Variant(reading, frozenset({"no-clear"}))), {"dtor-sees-null": reading})
+    for prover, expected in ((good, z3.unsat), (bad, z3.sat)):
+        s = z3.Solver()
+        s.from_string(prover.smtlib("dtor-sees-null", 6))
+        assert s.check() == expected
+
+
+def test_prove_command_writes_counterexamples_and_smtlib(tmp_path, capsys):
+    out, smt = tmp_path / "cex", tmp_path / "smt"
+    argv = ["prove", "--profile", "dec", "--depth", "6", "--property", "dtor-sees-null"]
+    assert main([*argv, "--break", "no-clear", "--out", str(out), "--smtlib", str(smt)]) == 1
+    assert (out / "dec-dtor-sees-null.trace").is_file()
+    assert (smt / "dec-dtor-sees-null.smt2").is_file()
+    assert main(["replay", str(out / "dec-dtor-sees-null.trace"), "--impl", "model:no-clear"]) == 1
+    assert main([*argv]) == 0
+    assert "proved for all depths" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["prove", "--property", "no-such-property"],
+        ["prove", "--keys", "0"],
+        ["prove", "--depth", "0"],
+        ["prove", "--profile", "nope"],
+        ["prove", "--break", "nope"],
+    ],
+)
+def test_prove_rejects_bad_input_in_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tsdcheck: error:") and err.count("\n") == 1

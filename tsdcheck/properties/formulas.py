@@ -1,0 +1,201 @@
+"""Z3 formulas of the property catalog, beside the trace predicates (same ids, same citations).
+
+A formula says what must hold of one step of the Z3 encoding: its state before and after, its
+operation, and what it let the application observe.  The formulas are written from the spec
+sentences with the *profile's* parameters, not from the encoding's rules, so a broken rule or a
+looser variant of the model shows up as a counterexample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import z3
+
+from tsdcheck.checker.z3model import (
+    CALL,
+    CREATE,
+    DELETE,
+    FINISH,
+    GET,
+    SET,
+    SPAWN,
+    Action,
+    Encoding,
+    Frame,
+    Outputs,
+    pick,
+)
+from tsdcheck.model.state import Params
+
+
+@dataclass(frozen=True)
+class StepView:
+    """One step as a formula sees it."""
+
+    e: Encoding
+    pre: Frame
+    act: Action
+    out: Outputs
+    post: Frame
+    params: Params
+
+    @property
+    def keys(self) -> range:
+        return range(self.e.bounds.keys)
+
+    @property
+    def threads(self) -> range:
+        return range(self.e.bounds.threads)
+
+    def value(self, f: Frame, t: z3.ArithRef, k: z3.ArithRef) -> z3.ArithRef:
+        return pick(t, [pick(k, list(row)) for row in f.val])
+
+    def pending(self, f: Frame, k: int) -> z3.BoolRef:
+        return f.pending(self.e.g, f.exiting, k)
+
+    def is_(self, op: int) -> z3.BoolRef:
+        return self.act.op == op
+
+
+Formula = Callable[[StepView], z3.BoolRef]
+
+
+def _call_held(s: StepView) -> z3.ArithRef:
+    return s.value(s.pre, s.pre.exiting, s.act.key)
+
+
+def dtor_sees_null(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), s.out.seen == 0)
+
+
+def dtor_arg_is_value(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), s.out.got == _call_held(s))
+
+
+def no_dtor_for_null(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), _call_held(s) != 0)
+
+
+def no_dtor_without_dtor(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), pick(s.act.key, [p.has for p in s.e.g.programs]))
+
+
+def no_dtor_after_delete(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), pick(s.act.key, list(s.pre.live)))
+
+
+def dtor_only_at_exit(s: StepView) -> z3.BoolRef:
+    """A destructor call happens only inside the destructor loop of an exiting thread."""
+    return z3.Implies(s.is_(CALL), z3.And(s.pre.exiting >= 1, s.act.thread == s.pre.exiting))
+
+
+def pass_visits_all(s: StepView) -> z3.BoolRef:
+    """No key is called twice in a pass; a new pass starts only when the last one is done."""
+    return z3.Implies(
+        s.is_(CALL),
+        z3.If(s.act.boundary, z3.Not(z3.Or(s.pre.oblig)), z3.Not(pick(s.act.key, list(s.pre.called)))),
+    )
+
+
+def at_least_n_passes(s: StepView) -> z3.BoolRef:
+    left = z3.Or([s.pending(s.pre, k) for k in s.keys])
+    return z3.Implies(z3.And(s.is_(FINISH), left), s.pre.pass_no >= s.params.iterations)
+
+
+def at_most_n_passes(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), s.post.pass_no <= s.params.iterations)
+
+
+def new_key_null(s: StepView) -> z3.BoolRef:
+    made = z3.And(s.is_(CREATE), s.out.ok)
+    return z3.Implies(made, z3.And([s.value(s.post, z3.IntVal(t), s.act.key) == 0 for t in s.threads]))
+
+
+def new_thread_null(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(SPAWN), z3.And([s.value(s.post, s.act.thread, z3.IntVal(k)) == 0 for k in s.keys]))
+
+
+def values_per_thread(s: StepView) -> z3.BoolRef:
+    """A step of one thread leaves the values other running threads hold for live keys alone."""
+    acting = z3.Or(s.is_(SET), s.is_(CALL))
+    same = [
+        z3.Implies(z3.And(s.act.thread != t, s.pre.status[t] == 1, s.post.live[k]), s.post.val[t][k] == s.pre.val[t][k])
+        for t in s.threads
+        for k in s.keys
+    ]
+    return z3.Implies(acting, z3.And(same))
+
+
+def values_persist(s: StepView) -> z3.BoolRef:
+    a = s.act
+    read = z3.Implies(s.is_(GET), s.out.got == s.value(s.pre, a.thread, a.key))
+    stored = z3.Implies(s.is_(SET), s.value(s.post, a.thread, a.key) == a.value)
+    return z3.And(read, stored)
+
+
+def _pairwise_distinct(s: StepView, held: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
+    raw = s.e.g.raw
+    return z3.And(
+        [z3.Implies(z3.And(held[i], held[j]), raw[i] != raw[j]) for i in s.keys for j in s.keys if i < j] or [True]
+    )
+
+
+def keys_distinct(s: StepView) -> z3.BoolRef:
+    return _pairwise_distinct(s, s.post.live)
+
+
+def keys_never_reused(s: StepView) -> z3.BoolRef:
+    return _pairwise_distinct(s, s.post.made)
+
+
+def create_below_limit(s: StepView) -> z3.BoolRef:
+    return z3.Implies(z3.And(s.is_(CREATE), s.pre.nlive() < s.params.keys_limit), s.out.ok)
+
+
+def create_eagain_at_limit(s: StepView) -> z3.BoolRef:
+    refused = z3.Implies(z3.And(s.is_(CREATE), s.pre.nlive() >= s.params.keys_limit), z3.Not(s.out.ok))
+    return z3.And(refused, s.post.nlive() <= s.params.keys_limit)
+
+
+def calls_return(s: StepView) -> z3.BoolRef:
+    """The destructor loop is never stuck: a due key can be called, or the loop may end.
+
+    The abstract model has no crash; a hang is a loop that can neither call nor end.
+    """
+    f, p = s.post, s.params
+    pending = [s.pending(f, k) for k in s.keys]
+    any_pending, met = z3.Or(pending), z3.Not(z3.Or(f.oblig))
+    callable_now = z3.Or([z3.And(d, z3.Not(c)) for d, c in zip(pending, f.called, strict=True)])
+    go_on = z3.Or(f.pass_no < p.iterations, z3.BoolVal("continue" in p.after_last_pass))
+    stop = z3.Or(z3.Not(any_pending), z3.And(f.pass_no >= p.iterations, z3.BoolVal("stop" in p.after_last_pass)))
+    return z3.Implies(f.exiting >= 1, z3.Or(callable_now, z3.And(met, z3.Or(stop, z3.And(any_pending, go_on)))))
+
+
+def success_codes(s: StepView) -> z3.BoolRef:
+    return z3.Implies(z3.Or(s.is_(SET), s.is_(DELETE)), s.out.ok)
+
+
+FORMULAS: dict[str, Formula] = {
+    "dtor-sees-null": dtor_sees_null,
+    "dtor-arg-is-value": dtor_arg_is_value,
+    "no-dtor-for-null": no_dtor_for_null,
+    "no-dtor-without-dtor": no_dtor_without_dtor,
+    "no-dtor-after-delete": no_dtor_after_delete,
+    "dtor-only-at-exit": dtor_only_at_exit,
+    "pass-visits-all": pass_visits_all,
+    "at-least-n-passes": at_least_n_passes,
+    "at-most-n-passes": at_most_n_passes,
+    "new-key-null": new_key_null,
+    "new-thread-null": new_thread_null,
+    "values-per-thread": values_per_thread,
+    "values-persist": values_persist,
+    "keys-distinct": keys_distinct,
+    "keys-never-reused": keys_never_reused,
+    "create-below-limit": create_below_limit,
+    "create-eagain-at-limit": create_eagain_at_limit,
+    "calls-return": calls_return,
+    "success-codes": success_codes,
+}
+"""Property id -> its Z3 formula; every id of the catalog has one."""
