@@ -175,9 +175,11 @@ def _call(u: _Unrolling, t: int, c: Call, programs: dict[int, Program | None]) -
     observe, body = _body(program)
     effects = list(c.effects)
     if observe:
-        if not effects or not isinstance(effects[0], GetSeen) or _ptr(effects[0].value) is None:
+        first = effects.pop(0) if effects else None
+        own = _ptr(first.value) if isinstance(first, GetSeen) else None
+        if own is None:
             return False
-        u.s.add(o.seen == _ptr(effects.pop(0).value))
+        u.s.add(o.seen == own)
     # The i-th observed effect is the i-th body instruction that acted.
     fired = [z3.If(f, 1, 0) for f in o.fired]
     u.s.add(z3.Sum([*fired, z3.IntVal(0)]) == len(effects))
@@ -197,7 +199,7 @@ def feasible(trace: list[tuple[Op, Obs]], params: Params) -> bool:
     u = _Unrolling(e)
     programs: dict[int, Program | None] = {}
     for op, obs in trace:
-        if isinstance(obs, (Hang, Crash)) or (not isinstance(obs, Exited) and getattr(obs, "calls", ())):
+        if isinstance(obs, (Hang, Crash)) or (not isinstance(obs, Exited) and obs.calls):
             return False  # the model always returns, and calls destructors only at exit
         match op, obs:
             case Spawn(t), Code(rc):

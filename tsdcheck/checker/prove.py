@@ -104,23 +104,23 @@ class _Reader:
     m: z3.ModelRef
     e: Encoding
 
-    def int(self, x: z3.ExprRef) -> int:
+    def num(self, x: z3.ExprRef) -> int:
         return int(self.m.eval(x, model_completion=True).as_long())  # type: ignore[attr-defined]
 
-    def bool(self, x: z3.ExprRef) -> bool:
+    def truth(self, x: z3.ExprRef) -> bool:
         return bool(z3.is_true(self.m.eval(x, model_completion=True)))
 
     def program(self, k: int) -> Program | None:
         p = self.e.g.programs[k]
-        if not self.bool(p.has):
+        if not self.truth(p.has):
             return None
-        body: list[Instr] = [GetOwn()] if self.bool(p.observe) else []
+        body: list[Instr] = [GetOwn()] if self.truth(p.observe) else []
         for j in range(self.e.bounds.body):
-            kind, v = self.int(p.kind[j]), self.int(p.value[j])
-            target = self.int(p.key[j])
+            kind, v = self.num(p.kind[j]), self.num(p.value[j])
+            target = self.num(p.key[j])
             target = UNUSED_KEY if target == NO_KEY else target
             if kind == RESET:
-                body.append(Reset(v, self.int(p.times[j])))
+                body.append(Reset(v, self.num(p.times[j])))
             elif kind == SETKEY:
                 body.append(SetKey(target, v))
             elif kind == DELKEY:
@@ -130,13 +130,13 @@ class _Reader:
         return tuple(body)
 
     def call(self, a: Action, o: Outputs) -> Call:
-        k = self.int(a.key)
+        k = self.num(a.key)
         p = self.e.g.programs[k]
-        effects: list[Effect] = [GetSeen(self.int(o.seen))] if self.bool(p.observe) else []
+        effects: list[Effect] = [GetSeen(self.num(o.seen))] if self.truth(p.observe) else []
         for j in range(self.e.bounds.body):
-            if not self.bool(o.fired[j]):
+            if not self.truth(o.fired[j]):
                 continue
-            kind, target = self.int(p.kind[j]), self.int(p.key[j])
+            kind, target = self.num(p.kind[j]), self.num(p.key[j])
             if kind == RESET:
                 effects.append(ResetSeen(OK))
             elif kind == SETKEY:
@@ -144,10 +144,10 @@ class _Reader:
             elif kind == DELKEY:
                 effects.append(DeleteSeen(target, OK))
             else:
-                new = self.int(o.new_key[j])
-                made = self.bool(o.new_ok[j])
-                effects.append(NewSeen(new, OK if made else EAGAIN, self.int(self.e.g.raw[new]) if made else None))
-        return Call(k, self.int(o.got), tuple(effects))
+                new = self.num(o.new_key[j])
+                made = self.truth(o.new_ok[j])
+                effects.append(NewSeen(new, OK if made else EAGAIN, self.num(self.e.g.raw[new]) if made else None))
+        return Call(k, self.num(o.got), tuple(effects))
 
 
 def to_trace(
@@ -163,18 +163,18 @@ def to_trace(
     trace: list[tuple[Op, Obs]] = []
     exiting: tuple[int, list[Call]] | None = None
     for a, o in steps:
-        op, t, k = r.int(a.op), r.int(a.thread), r.int(a.key)
+        op, t, k = r.num(a.op), r.num(a.thread), r.num(a.key)
         if op == SPAWN:
             trace.append((Spawn(t), Code(OK)))
         elif op == CREATE:
-            made = r.bool(o.ok)
-            trace.append((Create(k, r.program(k)), Created(OK, r.int(e.g.raw[k])) if made else Created(EAGAIN)))
+            made = r.truth(o.ok)
+            trace.append((Create(k, r.program(k)), Created(OK, r.num(e.g.raw[k])) if made else Created(EAGAIN)))
         elif op == DELETE:
             trace.append((Delete(k), Code(OK)))
         elif op == SET:
-            trace.append((SetValue(t, k, r.int(a.value)), Code(OK)))
+            trace.append((SetValue(t, k, r.num(a.value)), Code(OK)))
         elif op == GET:
-            trace.append((GetValue(t, k), Got(r.int(o.got))))
+            trace.append((GetValue(t, k), Got(r.num(o.got))))
         elif op == BEGIN:
             exiting = (t, [])
         elif op == CALL and exiting:
@@ -186,9 +186,9 @@ def to_trace(
         trace.append((Exit(exiting[0]), Exited(tuple(exiting[1]))))
         return trace
     for t in range(e.bounds.threads):
-        if r.int(last.status[t]) == 1:
-            live = [k for k in range(e.bounds.keys) if r.bool(last.live[k])]
-            trace += [(GetValue(t, k), Got(r.int(last.val[t][k]))) for k in live]
+        if r.num(last.status[t]) == 1:
+            live = [k for k in range(e.bounds.keys) if r.truth(last.live[k])]
+            trace += [(GetValue(t, k), Got(r.num(last.val[t][k]))) for k in live]
     return trace
 
 
