@@ -21,7 +21,17 @@ def build(tmp_path_factory):
     def compile_variant(flag: str) -> str:
         lib = out / f"alt{flag}.so"
         if not lib.exists():
-            cmd = ["gcc", "-shared", "-fPIC", "-O2", *([f"-D{flag}"] if flag else []), "-o", str(lib), str(SOURCE), "-ldl"]
+            cmd = [
+                "gcc",
+                "-shared",
+                "-fPIC",
+                "-O2",
+                *([f"-D{flag}"] if flag else []),
+                "-o",
+                str(lib),
+                str(SOURCE),
+                "-ldl",
+            ]
             subprocess.run(cmd, check=True)
         return str(lib)
 
