@@ -42,6 +42,7 @@ from tsdcheck.checker.z3model import (
     Frame,
     Outputs,
     Variant,
+    distinct_raws,
     pick,
 )
 from tsdcheck.model.ops import (
@@ -150,9 +151,7 @@ class _Reader:
         return Call(k, self.num(o.got), tuple(effects))
 
 
-def to_trace(
-    m: z3.ModelRef, e: Encoding, steps: Iterable[tuple[Action, Outputs]], last: Frame
-) -> list[tuple[Op, Obs]]:
+def to_trace(m: z3.ModelRef, e: Encoding, steps: Iterable[tuple[Action, Outputs]], last: Frame) -> list[tuple[Op, Obs]]:
     """The trace a model of the unrolling describes.
 
     An exit cut short ends the trace.  Otherwise the trace ends by reading every live key in
@@ -250,11 +249,6 @@ def _values(e: Encoding, f: Frame) -> z3.BoolRef:
     return z3.And(out)
 
 
-def _raws(e: Encoding, f: Frame, held: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
-    raw, K = e.g.raw, range(e.bounds.keys)
-    return z3.And([z3.Implies(z3.And(held[i], held[j]), raw[i] != raw[j]) for i in K for j in K if i < j] or [True])
-
-
 def _limit(e: Encoding, f: Frame) -> z3.BoolRef:
     return f.nlive() <= e.variant.params.keys_limit
 
@@ -276,8 +270,8 @@ LEMMAS: dict[str, Lemma] = {
     "pass <= passes": _pass_high,
     "key names in order": _names,
     "values only for live keys and running threads": _values,
-    "live keys distinct": lambda e, f: _raws(e, f, f.live),
-    "keys never reused": lambda e, f: _raws(e, f, f.made),
+    "live keys distinct": lambda e, f: distinct_raws(e.g, f.live),
+    "keys never reused": lambda e, f: distinct_raws(e.g, f.made),
     "live keys within the limit": _limit,
     "obligations are due and uncalled": _obligations,
     "call counts": _counts,

@@ -220,6 +220,13 @@ def make_outputs(b: Bounds, tag: str) -> Outputs:
     )
 
 
+def distinct_raws(g: Globals, held: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
+    """The keys flagged in ``held`` have pairwise different values."""
+    n = len(held)
+    pairs = [z3.Implies(z3.And(held[i], held[j]), g.raw[i] != g.raw[j]) for i in range(n) for j in range(i + 1, n)]
+    return z3.And(pairs) if pairs else z3.BoolVal(True)
+
+
 def pick(index: z3.ArithRef, items: list[z3.ExprRef]) -> z3.ExprRef:
     """items[index] for a symbolic index (the last item when out of range)."""
     out = items[-1]

@@ -25,6 +25,7 @@ from tsdcheck.checker.z3model import (
     Encoding,
     Frame,
     Outputs,
+    distinct_raws,
     pick,
 )
 from tsdcheck.model.state import Params
@@ -135,19 +136,12 @@ def values_persist(s: StepView) -> z3.BoolRef:
     return z3.And(read, stored)
 
 
-def _pairwise_distinct(s: StepView, held: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
-    raw = s.e.g.raw
-    return z3.And(
-        [z3.Implies(z3.And(held[i], held[j]), raw[i] != raw[j]) for i in s.keys for j in s.keys if i < j] or [True]
-    )
-
-
 def keys_distinct(s: StepView) -> z3.BoolRef:
-    return _pairwise_distinct(s, s.post.live)
+    return distinct_raws(s.e.g, s.post.live)
 
 
 def keys_never_reused(s: StepView) -> z3.BoolRef:
-    return _pairwise_distinct(s, s.post.made)
+    return distinct_raws(s.e.g, s.post.made)
 
 
 def create_below_limit(s: StepView) -> z3.BoolRef:
