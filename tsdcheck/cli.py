@@ -42,8 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def impl_options(sp: argparse.ArgumentParser, default: str | None) -> None:
-        sp.add_argument("--impl", default=default, help="glibc (system libc via the C driver), model, or model:BUG")
+        sp.add_argument(
+            "--impl", default=default, help="glibc (the system libc), musl, dietlibc (C driver), model, or model:BUG"
+        )
         sp.add_argument("--preload", metavar="LIB.so", help="run the C driver with LD_PRELOAD=LIB.so")
+        sp.add_argument("--cc", metavar="CMD", help="build the C driver with this compiler command instead")
+        sp.add_argument("--cflags", default="", metavar="FLAGS", help="extra compiler flags for the C driver")
+        sp.add_argument("--ldflags", default="", metavar="FLAGS", help="extra linker flags, e.g. '-L. -lmytsd'")
         sp.add_argument(
             "--profile", default=None, help=f"reading of the spec: {', '.join(load_profiles())} (default: default)"
         )
@@ -122,7 +127,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     if args.examples < 1 or args.steps < 1:
         raise UsageError("--examples and --steps must be at least 1")
     profile = get_profile(args.profile or "default")
-    impl = make_impl(args.impl, args.preload, args.timeout)
+    impl = make_impl(args.impl, args.preload, args.timeout, args.cc, args.cflags, args.ldflags)
     try:
         facts = impl.facts
         params = profile.params(facts.iterations, facts.keys_limit)
@@ -155,6 +160,9 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     meta = {"impl": args.impl, "profile": profile.name}
     if args.preload:
         meta["preload"] = str(Path(args.preload).resolve())
+    for opt in ("cc", "cflags", "ldflags"):
+        if getattr(args, opt):
+            meta[opt] = getattr(args, opt)
     Path(args.out).write_text(format_trace(trace, meta))
     console.print(f"[bold red]counterexample[/] on {facts.name}, shrunk to {len(trace)} operations:")
     console.print(format_trace(trace), markup=False)
@@ -179,7 +187,12 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         trace = [(op, obs) for op, obs in tf.steps if obs is not None]
     else:
         impl = make_impl(
-            args.impl or tf.meta.get("impl", "glibc"), args.preload or tf.meta.get("preload"), args.timeout
+            args.impl or tf.meta.get("impl", "glibc").split(" ")[0].split("+")[0],
+            args.preload or tf.meta.get("preload"),
+            args.timeout,
+            args.cc or tf.meta.get("cc"),
+            args.cflags or tf.meta.get("cflags", ""),
+            args.ldflags or tf.meta.get("ldflags", ""),
         )
         try:
             facts = impl.facts

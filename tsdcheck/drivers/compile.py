@@ -48,7 +48,8 @@ def build(source: str, cc: Sequence[str], cflags: Sequence[str] = (), ldflags: S
         cmd = [*cc, "-O2", "-pthread", *cflags, "-o", str(out), str(src), *ldflags]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
-            first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
+            lines = done.stderr.splitlines()
+            first = next((x for x in lines if "error" in x or "undefined reference" in x), done.stderr.strip()[:200])
             raise EnvironmentProblem(f"building the driver with {' '.join(cc)} failed: {first}")
         os.replace(out, target)
     return target

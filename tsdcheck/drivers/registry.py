@@ -4,29 +4,67 @@ from __future__ import annotations
 
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 from tsdcheck.drivers.base import EnvironmentProblem, Implementation
 from tsdcheck.drivers.cdriver import CDriver
 from tsdcheck.drivers.pyref import BUGS, Behaviour, PyRef
 
-NAMES = ("glibc", "model")
+
+@dataclass(frozen=True)
+class Recipe:
+    cc: tuple[str, ...]
+    """The compiler command; empty for the system compiler ($CC, default cc)."""
+    ldflags: tuple[str, ...] = ()
 
 
-def make_impl(name: str, preload: str | None = None, timeout: float = 5.0) -> Implementation:
-    """``glibc`` (the POSIX driver built with ``$CC``, default ``cc``, on the system libc),
-    ``model`` (the Python reference), or ``model:BUG`` (the reference with one deliberate bug)."""
+RECIPES: dict[str, Recipe] = {
+    "glibc": Recipe(()),
+    "musl": Recipe(("musl-gcc",)),
+    "dietlibc": Recipe(("diet", "gcc"), ("-lpthread",)),  # diet's -pthread does not link it
+}
+"""How the POSIX driver is built for each libc (Debian: musl-tools, dietlibc-dev)."""
+
+NAMES = (*RECIPES, "model")
+
+
+def make_impl(
+    name: str,
+    preload: str | None = None,
+    timeout: float = 5.0,
+    cc: str | None = None,
+    cflags: str = "",
+    ldflags: str = "",
+) -> Implementation:
+    """A C libc by name (the POSIX driver built with its recipe), ``model`` (the Python
+    reference) or ``model:BUG`` (the reference with one deliberate bug).
+
+    ``cc``/``cflags``/``ldflags`` build the POSIX driver against anyone's libc or TSD library.
+    """
     if preload is not None and not Path(preload).is_file():
         raise EnvironmentProblem(f"preload library {preload} does not exist")
     base, _, bug = name.partition(":")
     if base == "model":
-        if preload:
-            raise EnvironmentProblem("--preload needs a C implementation (--impl glibc), not the Python model")
+        if preload or cc:
+            raise EnvironmentProblem("--preload and --cc need a C implementation, not the Python model")
         if bug and bug not in BUGS:
             raise EnvironmentProblem(f"unknown model bug {bug!r} (known: {', '.join(sorted(BUGS))})")
         return PyRef(Behaviour(bug=bug or None))
-    if base == "glibc" and not bug:
-        label = f"glibc+{Path(preload).name}" if preload else "glibc"
-        cc = tuple(shlex.split(os.environ.get("CC", "cc")))
-        return CDriver(name=label, cc=cc, preload=str(Path(preload).resolve()) if preload else None, timeout=timeout)
+    if base in RECIPES and not bug:
+        recipe = RECIPES[base]
+        command = shlex.split(cc) if cc else list(recipe.cc or shlex.split(os.environ.get("CC", "cc")))
+        if not command:
+            raise EnvironmentProblem("--cc is empty")
+        label = f"{base}+{Path(preload).name}" if preload else base
+        if cc:
+            label = f"{label} (cc: {cc})"
+        return CDriver(
+            name=label,
+            cc=tuple(command),
+            cflags=tuple(shlex.split(cflags)),
+            ldflags=(*shlex.split(ldflags), *(() if cc else recipe.ldflags)),
+            preload=str(Path(preload).resolve()) if preload else None,
+            timeout=timeout,
+        )
     raise EnvironmentProblem(f"unknown implementation {name!r} (known: {', '.join(NAMES)}, model:BUG)")

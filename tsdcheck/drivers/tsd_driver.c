@@ -331,8 +331,14 @@ static void serve_case(void) {
 }
 
 int main(void) {
+    /* dietlibc has neither sysconf name: fall back on the <limits.h> constants. */
+    keys_max = iterations = -1;
+#ifdef _SC_THREAD_KEYS_MAX
     keys_max = sysconf(_SC_THREAD_KEYS_MAX);
+#endif
+#ifdef _SC_THREAD_DESTRUCTOR_ITERATIONS
     iterations = sysconf(_SC_THREAD_DESTRUCTOR_ITERATIONS);
+#endif
 #ifdef PTHREAD_KEYS_MAX
     if (keys_max < 0) keys_max = PTHREAD_KEYS_MAX;
 #endif

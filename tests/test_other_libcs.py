@@ -1,0 +1,85 @@
+"""Other C libraries on this machine, and a TSD library linked into the driver with --cc/--ldflags."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.cli import main
+from tsdcheck.drivers.base import EnvironmentProblem
+from tsdcheck.drivers.registry import make_impl
+from tsdcheck.model.profiles import get_profile
+from tsdcheck.properties import violations
+
+ALT = Path(__file__).parent / "c" / "tsd_alt.c"
+
+
+def run(impl, profile="default", examples=80, seed=1):
+    try:
+        facts = impl.facts
+        params = get_profile(profile).params(facts.iterations, facts.keys_limit)
+        return facts, fuzz(impl, params, FuzzConfig(examples=examples, seed=seed)), params
+    finally:
+        impl.close()
+
+
+def test_musl_conforms():
+    facts, result, _ = run(make_impl("musl"))
+    assert (facts.keys_limit, facts.iterations) == (128, 4)
+    assert result.conforms, result.failure and result.failure.verdict.describe()
+
+
+def test_dietlibc_destructor_sees_its_own_value():
+    """dietlibc 0.34 does not clear the value before calling the destructor (research note Z6)."""
+    facts, result, params = run(make_impl("dietlibc"))
+    assert (facts.keys_limit, facts.iterations) == (32, 1)
+    assert result.failure is not None
+    trace = result.failure.trace
+    assert len(trace) <= 6
+    assert "dtor-sees-null" in violations(trace, params)
+
+
+@pytest.fixture(scope="module")
+def linked_lib(tmp_path_factory):
+    """The tests' own TSD library as a shared object the driver links against (not preloaded)."""
+    out = tmp_path_factory.mktemp("linked")
+
+    def build(flag: str = "") -> Path:
+        lib = out / (flag or "plain") / "libtsdalt.so"
+        lib.parent.mkdir()
+        flags = [f"-D{flag}"] if flag else []
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", *flags, "-o", str(lib), str(ALT), "-ldl"], check=True)
+        return lib.parent
+
+    return build
+
+
+def _linked(directory: Path):
+    return make_impl("glibc", cc="gcc", ldflags=f"-L{directory} -Wl,-rpath,{directory} -ltsdalt")
+
+
+def test_linked_library_is_checked_like_any_other(linked_lib):
+    _, result, _ = run(_linked(linked_lib()))
+    assert result.conforms, result.failure and result.failure.verdict.describe()
+
+
+def test_linked_library_bug_is_found(linked_lib):
+    _, result, params = run(_linked(linked_lib("BUG_STALE")))
+    assert result.failure is not None
+    assert len(result.failure.trace) <= 6
+    assert violations(result.failure.trace, params)
+
+
+def test_missing_compiler_names_the_package():
+    with pytest.raises(EnvironmentProblem, match="not found"):
+        make_impl("glibc", cc="no-such-cc")
+
+
+def test_cc_flags_on_the_command_line(linked_lib, capsys, tmp_path):
+    directory = linked_lib("ORDER_DESC")
+    ldflags = f"-L{directory} -Wl,-rpath,{directory} -ltsdalt"
+    out = tmp_path / "x.trace"
+    argv = ["fuzz", "--cc", "gcc", "--ldflags", ldflags, "--examples", "30", "--seed", "2", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr()
+    assert "descending" in capsys.readouterr().out
