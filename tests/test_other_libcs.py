@@ -24,10 +24,14 @@ def run(impl, profile="default", examples=80, seed=1):
         impl.close()
 
 
-def test_musl_conforms():
-    facts, result, _ = run(make_impl("musl"))
-    assert (facts.keys_limit, facts.iterations) == (128, 4)
+@pytest.mark.parametrize(
+    ("name", "limits"), [("musl", (128, 4)), ("musl-c11", (128, 4)), ("glibc-c11", (1024, 4))]
+)
+def test_conforming_libcs_are_not_flagged(name, limits):
+    facts, result, _ = run(make_impl(name))
+    assert (facts.keys_limit, facts.iterations) == limits
     assert result.conforms, result.failure and result.failure.verdict.describe()
+    assert result.stats.max_passes >= 2
 
 
 def test_dietlibc_destructor_sees_its_own_value():

@@ -187,7 +187,7 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         trace = [(op, obs) for op, obs in tf.steps if obs is not None]
     else:
         impl = make_impl(
-            args.impl or tf.meta.get("impl", "glibc").split(" ")[0].split("+")[0],
+            args.impl or tf.meta.get("impl", "glibc"),
             args.preload or tf.meta.get("preload"),
             args.timeout,
             args.cc or tf.meta.get("cc"),

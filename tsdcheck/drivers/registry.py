@@ -17,12 +17,15 @@ class Recipe:
     cc: tuple[str, ...]
     """The compiler command; empty for the system compiler ($CC, default cc)."""
     ldflags: tuple[str, ...] = ()
+    cflags: tuple[str, ...] = ()
 
 
 RECIPES: dict[str, Recipe] = {
     "glibc": Recipe(()),
     "musl": Recipe(("musl-gcc",)),
     "dietlibc": Recipe(("diet", "gcc"), ("-lpthread",)),  # diet's -pthread does not link it
+    "glibc-c11": Recipe((), cflags=("-DTSD_C11",)),
+    "musl-c11": Recipe(("musl-gcc",), cflags=("-DTSD_C11",)),
 }
 """How the POSIX driver is built for each libc (Debian: musl-tools, dietlibc-dev)."""
 
@@ -62,7 +65,7 @@ def make_impl(
         return CDriver(
             name=label,
             cc=tuple(command),
-            cflags=tuple(shlex.split(cflags)),
+            cflags=(*recipe.cflags, *shlex.split(cflags)),
             ldflags=(*shlex.split(ldflags), *(() if cc else recipe.ldflags)),
             preload=str(Path(preload).resolve()) if preload else None,
             timeout=timeout,

@@ -33,6 +33,38 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* The API under test.  By default POSIX keys; with -DTSD_C11 the C11 <threads.h> API:
+ * tss_* for the keys and thrd_create/thrd_join for the threads (locks stay pthread, as they
+ * only sequence the driver).  C11 has no EAGAIN: a refused tss_create reports EAGAIN, a
+ * refused tss_set EINVAL.  TSS_DTOR_ITERATIONS replaces PTHREAD_DESTRUCTOR_ITERATIONS. */
+#ifdef TSD_C11
+#include <threads.h>
+typedef tss_t key_type;
+typedef thrd_t thread_type;
+static int key_create(tss_t *k, void (*dtor)(void *)) { return tss_create(k, dtor) == thrd_success ? 0 : EAGAIN; }
+static int key_delete(tss_t k) { tss_delete(k); return 0; }
+static void *key_get(tss_t k) { return tss_get(k); }
+static int key_set(tss_t k, void *v) { return tss_set(k, v) == thrd_success ? 0 : EINVAL; }
+static void *worker_main(void *arg);
+static int c11_start(void *arg) { worker_main(arg); return 0; }
+static int thread_start(thrd_t *t, void *arg) { return thrd_create(t, c11_start, arg) == thrd_success ? 0 : EAGAIN; }
+static int thread_join(thrd_t t) { return thrd_join(t, NULL) == thrd_success ? 0 : EINVAL; }
+#define DTOR_ITERATIONS TSS_DTOR_ITERATIONS
+#else
+typedef pthread_key_t key_type;
+typedef pthread_t thread_type;
+#define key_create pthread_key_create
+#define key_delete pthread_key_delete
+#define key_get pthread_getspecific
+#define key_set pthread_setspecific
+static void *worker_main(void *arg);
+static int thread_start(pthread_t *t, void *arg) { return pthread_create(t, NULL, worker_main, arg); }
+static int thread_join(pthread_t t) { return pthread_join(t, NULL); }
+#ifdef PTHREAD_DESTRUCTOR_ITERATIONS
+#define DTOR_ITERATIONS PTHREAD_DESTRUCTOR_ITERATIONS
+#endif
+#endif
+
 #define MAX_NAMES 65536
 #define MAX_DTORS 256
 #define MAX_THREADS 64
@@ -51,7 +83,7 @@ struct dtor_slot {
 };
 
 struct worker {
-    pthread_t thread;
+    thread_type thread;
     int running;
     char cmd;  /* 'T' set, 'G' get, 'X' exit, 0 idle */
     int key, value, done;
@@ -61,7 +93,7 @@ struct worker {
     int calls[MAX_DTORS];
 };
 
-static pthread_key_t keys[MAX_NAMES];
+static key_type keys[MAX_NAMES];
 static unsigned char live[MAX_NAMES];
 static int next_name;
 static struct dtor_slot dtors[MAX_DTORS];
@@ -123,7 +155,7 @@ static void fail(const char *why) {
 /* Create key `name` with destructor slot `slot` (-1: none); returns rc, fills raw. */
 static int create(int name, int slot, unsigned long *raw) {
     if (name >= MAX_NAMES) fail("too many keys for the driver");
-    int rc = pthread_key_create(&keys[name], slot < 0 ? NULL : trampolines[slot]);
+    int rc = key_create(&keys[name], slot < 0 ? NULL : trampolines[slot]);
     if (rc == 0) {
         live[name] = 1;
         *raw = (unsigned long)keys[name];
@@ -152,19 +184,19 @@ static void on_dtor(void (*self)(void *), void *arg) {
         switch (in->op) {
         case 'g':
             fputs(" g=", stdout);
-            put_value(stdout, pthread_getspecific(keys[k]));
+            put_value(stdout, key_get(keys[k]));
             break;
         case 'r':
-            if (n <= in->b && live[k]) printf(" r=%s", errname(pthread_setspecific(keys[k], value_ptr(in->a))));
+            if (n <= in->b && live[k]) printf(" r=%s", errname(key_set(keys[k], value_ptr(in->a))));
             break;
         case 's':
             if (n == 1 && in->a < MAX_NAMES && live[in->a])
-                printf(" s%d=%s", in->a, errname(pthread_setspecific(keys[in->a], value_ptr(in->b))));
+                printf(" s%d=%s", in->a, errname(key_set(keys[in->a], value_ptr(in->b))));
             break;
         case 'd':
             if (n == 1 && in->a < MAX_NAMES && live[in->a]) {
                 live[in->a] = 0;
-                printf(" d%d=%s", in->a, errname(pthread_key_delete(keys[in->a])));
+                printf(" d%d=%s", in->a, errname(key_delete(keys[in->a])));
             }
             break;
         case 'n':
@@ -174,7 +206,7 @@ static void on_dtor(void (*self)(void *), void *arg) {
                 dtors[s].len = 1;
                 dtors[s].prog[0].op = 'g';
                 int rc = create(name, s, &raw);
-                if (rc == 0) rc = pthread_setspecific(keys[name], value_ptr(in->a));
+                if (rc == 0) rc = key_set(keys[name], value_ptr(in->a));
                 if (live[name]) printf(" n%d=%s:%lu", name, errname(rc), raw);
                 else printf(" n%d=%s:-1", name, errname(rc));
             }
@@ -194,8 +226,8 @@ static void *worker_main(void *arg) {
         w->cmd = 0;
         if (cmd == 'X') break;
         pthread_mutex_unlock(&lock);
-        if (cmd == 'T') w->rc = pthread_setspecific(keys[w->key], value_ptr(w->value));
-        else w->got = pthread_getspecific(keys[w->key]);
+        if (cmd == 'T') w->rc = key_set(keys[w->key], value_ptr(w->value));
+        else w->got = key_get(keys[w->key]);
         pthread_mutex_lock(&lock);
         w->done = 1;
         pthread_cond_signal(&done_cond);
@@ -235,7 +267,7 @@ static void serve_case(void) {
             pthread_cond_init(&workers[a].wake, NULL);
             memset(workers[a].calls, 0, sizeof workers[a].calls);
             workers[a].running = 1;
-            b = pthread_create(&workers[a].thread, NULL, worker_main, &workers[a]);
+            b = thread_start(&workers[a].thread, &workers[a]);
             if (b) workers[a].running = 0;
             printf("R %s\n", errname(b));
             break;
@@ -269,17 +301,17 @@ static void serve_case(void) {
             sscanf(p, "%d", &a);
             if (a >= MAX_NAMES) fail("key name out of range");
             live[a] = 0;
-            printf("R %s\n", errname(pthread_key_delete(keys[a])));
+            printf("R %s\n", errname(key_delete(keys[a])));
             break;
         case 'T':
         case 'G':
             sscanf(p, "%d %d %d", &a, &b, &c);
             if (b >= MAX_NAMES || (a != 0 && !thread_ok(a))) fail("bad thread or key");
             if (a == 0) {
-                if (op == 'T') printf("R %s\n", errname(pthread_setspecific(keys[b], value_ptr(c))));
+                if (op == 'T') printf("R %s\n", errname(key_set(keys[b], value_ptr(c))));
                 else {
                     fputs("V ", stdout);
-                    put_value(stdout, pthread_getspecific(keys[b]));
+                    put_value(stdout, key_get(keys[b]));
                     putchar('\n');
                 }
             } else {
@@ -300,7 +332,7 @@ static void serve_case(void) {
             current = a;
             pthread_cond_signal(&workers[a].wake);
             pthread_mutex_unlock(&lock);
-            b = pthread_join(workers[a].thread, NULL);
+            b = thread_join(workers[a].thread);
             current = 0;
             workers[a].running = 0;
             printf("R %s\n", errname(b));
@@ -342,8 +374,10 @@ int main(void) {
 #ifdef PTHREAD_KEYS_MAX
     if (keys_max < 0) keys_max = PTHREAD_KEYS_MAX;
 #endif
-#ifdef PTHREAD_DESTRUCTOR_ITERATIONS
-    if (iterations < 0) iterations = PTHREAD_DESTRUCTOR_ITERATIONS;
+#ifdef TSD_C11
+    iterations = TSS_DTOR_ITERATIONS;
+#elif defined(DTOR_ITERATIONS)
+    if (iterations < 0) iterations = DTOR_ITERATIONS;
 #endif
     printf("H %ld %ld\n", keys_max, iterations);
     fflush(stdout);
