@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.replay import replay
 from tsdcheck.cli import main
 from tsdcheck.drivers.base import EnvironmentProblem
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import get_profile
+from tsdcheck.model.text import parse_trace
 from tsdcheck.properties import violations
 
 ALT = Path(__file__).parent / "c" / "tsd_alt.c"
@@ -24,9 +26,7 @@ def run(impl, profile="default", examples=80, seed=1):
         impl.close()
 
 
-@pytest.mark.parametrize(
-    ("name", "limits"), [("musl", (128, 4)), ("musl-c11", (128, 4)), ("glibc-c11", (1024, 4))]
-)
+@pytest.mark.parametrize(("name", "limits"), [("musl", (128, 4)), ("musl-c11", (128, 4)), ("glibc-c11", (1024, 4))])
 def test_conforming_libcs_are_not_flagged(name, limits):
     facts, result, _ = run(make_impl(name))
     assert (facts.keys_limit, facts.iterations) == limits
@@ -87,3 +87,26 @@ def test_cc_flags_on_the_command_line(linked_lib, capsys, tmp_path):
     argv = ["fuzz", "--cc", "gcc", "--ldflags", ldflags, "--examples", "30", "--seed", "2", "--out", str(out)]
     assert main(argv) == 0, capsys.readouterr()
     assert "descending" in capsys.readouterr().out
+
+
+STALE_SLOT = "create k0 dtor=none\nset t0 k0 v1\ndelete k0\ncreate k1 dtor=none\nget t0 k1\n"
+
+
+@pytest.mark.parametrize("name", ["dietlibc", "pth"])
+def test_stale_value_in_a_reused_key_slot(name):
+    """dietlibc 0.34 and Pth 2.0.7 keep a deleted key's values (research note Z1)."""
+    impl = make_impl(name)
+    try:
+        params = get_profile("posix").params(impl.facts.iterations, impl.facts.keys_limit)
+        ops = [op for op, _ in parse_trace(STALE_SLOT).steps]
+        trace, verdict = replay(impl, ops, params)
+    finally:
+        impl.close()
+    assert verdict.kind == "rejected"
+    assert "new-key-null" in violations(trace, params)
+
+
+def test_pth_is_fuzzed_and_its_finding_shrinks():
+    facts, result, _ = run(make_impl("pth"))
+    assert (facts.keys_limit, facts.iterations) == (256, 4)
+    assert result.failure is not None and len(result.failure.trace) <= 6

@@ -14,6 +14,7 @@ from pathlib import Path
 from tsdcheck.drivers.base import EnvironmentProblem
 
 PACKAGES = {"gcc": "gcc", "cc": "gcc", "musl-gcc": "musl-tools", "diet": "dietlibc-dev"}
+"""The Debian package that provides each compiler command, for the error message."""
 
 
 def cache_dir() -> Path:

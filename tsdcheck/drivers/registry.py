@@ -26,6 +26,7 @@ RECIPES: dict[str, Recipe] = {
     "dietlibc": Recipe(("diet", "gcc"), ("-lpthread",)),  # diet's -pthread does not link it
     "glibc-c11": Recipe((), cflags=("-DTSD_C11",)),
     "musl-c11": Recipe(("musl-gcc",), cflags=("-DTSD_C11",)),
+    "pth": Recipe((), ("-lpth",), ("-DTSD_PTH",)),  # GNU Pth (libpth-dev): user-level threads
 }
 """How the POSIX driver is built for each libc (Debian: musl-tools, dietlibc-dev)."""
 

@@ -23,7 +23,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,10 +32,49 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The API under test.  By default POSIX keys; with -DTSD_C11 the C11 <threads.h> API:
- * tss_* for the keys and thrd_create/thrd_join for the threads (locks stay pthread, as they
- * only sequence the driver).  C11 has no EAGAIN: a refused tss_create reports EAGAIN, a
- * refused tss_set EINVAL.  TSS_DTOR_ITERATIONS replaces PTHREAD_DESTRUCTOR_ITERATIONS. */
+/* The API under test.  By default POSIX keys and threads.  With -DTSD_C11 the C11
+ * <threads.h> API: tss_* for the keys and thrd_create/thrd_join for the threads (C11 has no
+ * errno codes: a refused tss_create reports EAGAIN, a refused tss_set EINVAL;
+ * TSS_DTOR_ITERATIONS replaces PTHREAD_DESTRUCTOR_ITERATIONS).  With -DTSD_PTH, GNU Pth:
+ * pth_key_* and user-level pth threads, whose calls answer TRUE/FALSE and set errno, with
+ * PTH_KEY_MAX and PTH_DESTRUCTOR_ITERATIONS as the limits.  The locks only sequence the
+ * driver: pthread ones, except under Pth, where only Pth's own may block. */
+static void *worker_main(void *arg);
+#ifdef TSD_PTH
+#include <pth.h>
+typedef pth_key_t key_type;
+typedef pth_t thread_type;
+typedef pth_mutex_t mutex_type;
+typedef pth_cond_t cond_type;
+#define MUTEX_INIT PTH_MUTEX_INIT
+#define COND_INIT PTH_COND_INIT
+static int key_create(pth_key_t *k, void (*dtor)(void *)) { return pth_key_create(k, dtor) ? 0 : errno; }
+static int key_delete(pth_key_t k) { return pth_key_delete(k) ? 0 : errno; }
+static void *key_get(pth_key_t k) { return pth_key_getdata(k); }
+static int key_set(pth_key_t k, void *v) { return pth_key_setdata(k, v) ? 0 : errno; }
+static int thread_start(pth_t *t, void *arg) {
+    *t = pth_spawn(PTH_ATTR_DEFAULT, worker_main, arg);
+    return *t ? 0 : errno;
+}
+static int thread_join(pth_t t) { return pth_join(t, NULL) ? 0 : errno; }
+static void lock_acquire(pth_mutex_t *m) { pth_mutex_acquire(m, FALSE, NULL); }
+static void lock_release(pth_mutex_t *m) { pth_mutex_release(m); }
+static void cond_init(pth_cond_t *c) { pth_cond_init(c); }
+static void cond_wait(pth_cond_t *c, pth_mutex_t *m) { pth_cond_await(c, m, NULL); }
+static void cond_signal(pth_cond_t *c) { pth_cond_notify(c, FALSE); }
+static void api_init(void) { pth_init(); }
+#else
+#include <pthread.h>
+typedef pthread_mutex_t mutex_type;
+typedef pthread_cond_t cond_type;
+#define MUTEX_INIT PTHREAD_MUTEX_INITIALIZER
+#define COND_INIT PTHREAD_COND_INITIALIZER
+static void lock_acquire(pthread_mutex_t *m) { pthread_mutex_lock(m); }
+static void lock_release(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
+static void cond_init(pthread_cond_t *c) { pthread_cond_init(c, NULL); }
+static void cond_wait(pthread_cond_t *c, pthread_mutex_t *m) { pthread_cond_wait(c, m); }
+static void cond_signal(pthread_cond_t *c) { pthread_cond_signal(c); }
+static void api_init(void) {}
 #ifdef TSD_C11
 #include <threads.h>
 typedef tss_t key_type;
@@ -45,11 +83,9 @@ static int key_create(tss_t *k, void (*dtor)(void *)) { return tss_create(k, dto
 static int key_delete(tss_t k) { tss_delete(k); return 0; }
 static void *key_get(tss_t k) { return tss_get(k); }
 static int key_set(tss_t k, void *v) { return tss_set(k, v) == thrd_success ? 0 : EINVAL; }
-static void *worker_main(void *arg);
 static int c11_start(void *arg) { worker_main(arg); return 0; }
 static int thread_start(thrd_t *t, void *arg) { return thrd_create(t, c11_start, arg) == thrd_success ? 0 : EAGAIN; }
 static int thread_join(thrd_t t) { return thrd_join(t, NULL) == thrd_success ? 0 : EINVAL; }
-#define DTOR_ITERATIONS TSS_DTOR_ITERATIONS
 #else
 typedef pthread_key_t key_type;
 typedef pthread_t thread_type;
@@ -57,11 +93,8 @@ typedef pthread_t thread_type;
 #define key_delete pthread_key_delete
 #define key_get pthread_getspecific
 #define key_set pthread_setspecific
-static void *worker_main(void *arg);
 static int thread_start(pthread_t *t, void *arg) { return pthread_create(t, NULL, worker_main, arg); }
 static int thread_join(pthread_t t) { return pthread_join(t, NULL); }
-#ifdef PTHREAD_DESTRUCTOR_ITERATIONS
-#define DTOR_ITERATIONS PTHREAD_DESTRUCTOR_ITERATIONS
 #endif
 #endif
 
@@ -89,7 +122,7 @@ struct worker {
     int key, value, done;
     int rc;
     void *got;
-    pthread_cond_t wake;
+    cond_type wake;
     int calls[MAX_DTORS];
 };
 
@@ -101,8 +134,8 @@ static int ndtors;
 static struct worker workers[MAX_THREADS];
 static int current = 0; /* the logical thread running now: only one runs at a time */
 static char cells[MAX_VALUES];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static mutex_type lock = MUTEX_INIT;
+static cond_type done_cond = COND_INIT;
 static long keys_max, iterations;
 
 static const char *errname(int rc) {
@@ -219,36 +252,36 @@ static void on_dtor(void (*self)(void *), void *arg) {
 
 static void *worker_main(void *arg) {
     struct worker *w = arg;
-    pthread_mutex_lock(&lock);
+    lock_acquire(&lock);
     for (;;) {
-        while (!w->cmd) pthread_cond_wait(&w->wake, &lock);
+        while (!w->cmd) cond_wait(&w->wake, &lock);
         char cmd = w->cmd;
         w->cmd = 0;
         if (cmd == 'X') break;
-        pthread_mutex_unlock(&lock);
+        lock_release(&lock);
         if (cmd == 'T') w->rc = key_set(keys[w->key], value_ptr(w->value));
         else w->got = key_get(keys[w->key]);
-        pthread_mutex_lock(&lock);
+        lock_acquire(&lock);
         w->done = 1;
-        pthread_cond_signal(&done_cond);
+        cond_signal(&done_cond);
     }
-    pthread_mutex_unlock(&lock);
+    lock_release(&lock);
     return NULL; /* the destructors run now, in this thread */
 }
 
 /* Hand one command to worker t and wait for it (the calling thread is t0). */
 static void hand(int t, char cmd, int key, int value) {
     struct worker *w = &workers[t];
-    pthread_mutex_lock(&lock);
+    lock_acquire(&lock);
     w->key = key;
     w->value = value;
     w->done = 0;
     w->cmd = cmd;
     current = t;
-    pthread_cond_signal(&w->wake);
-    while (!w->done) pthread_cond_wait(&done_cond, &lock);
+    cond_signal(&w->wake);
+    while (!w->done) cond_wait(&done_cond, &lock);
     current = 0;
-    pthread_mutex_unlock(&lock);
+    lock_release(&lock);
 }
 
 static int thread_ok(int t) { return t > 0 && t < MAX_THREADS && workers[t].running; }
@@ -264,7 +297,7 @@ static void serve_case(void) {
         case 'S':
             sscanf(p, "%d", &a);
             if (a <= 0 || a >= MAX_THREADS) fail("thread name out of range");
-            pthread_cond_init(&workers[a].wake, NULL);
+            cond_init(&workers[a].wake);
             memset(workers[a].calls, 0, sizeof workers[a].calls);
             workers[a].running = 1;
             b = thread_start(&workers[a].thread, &workers[a]);
@@ -327,11 +360,11 @@ static void serve_case(void) {
         case 'X':
             sscanf(p, "%d", &a);
             if (!thread_ok(a)) fail("bad thread");
-            pthread_mutex_lock(&lock);
+            lock_acquire(&lock);
             workers[a].cmd = 'X';
             current = a;
-            pthread_cond_signal(&workers[a].wake);
-            pthread_mutex_unlock(&lock);
+            cond_signal(&workers[a].wake);
+            lock_release(&lock);
             b = thread_join(workers[a].thread);
             current = 0;
             workers[a].running = 0;
@@ -374,10 +407,13 @@ int main(void) {
 #ifdef PTHREAD_KEYS_MAX
     if (keys_max < 0) keys_max = PTHREAD_KEYS_MAX;
 #endif
-#ifdef TSD_C11
+#if defined(TSD_PTH)
+    keys_max = PTH_KEY_MAX;
+    iterations = PTH_DESTRUCTOR_ITERATIONS;
+#elif defined(TSD_C11)
     iterations = TSS_DTOR_ITERATIONS;
-#elif defined(DTOR_ITERATIONS)
-    if (iterations < 0) iterations = DTOR_ITERATIONS;
+#elif defined(PTHREAD_DESTRUCTOR_ITERATIONS)
+    if (iterations < 0) iterations = PTHREAD_DESTRUCTOR_ITERATIONS;
 #endif
     printf("H %ld %ld\n", keys_max, iterations);
     fflush(stdout);
@@ -387,6 +423,7 @@ int main(void) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
+            api_init();
             printf("P %ld\n", (long)getpid());
             fflush(stdout);
             serve_case();
