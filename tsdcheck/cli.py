@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.matrix import IMPLEMENTATIONS, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.replay import replay
@@ -69,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("properties", help="print the property catalog and the traceability table")
 
+    m = sub.add_parser("matrix", help="every implementation through the probing traces and a fuzz run")
+    m.add_argument(
+        "--impl", action="append", help=f"implementation (repeatable; default: {', '.join(IMPLEMENTATIONS)})"
+    )
+    m.add_argument("--examples", type=int, default=60, help="Hypothesis examples per fuzz run")
+    m.add_argument("--seed", type=int, default=1)
+    m.add_argument("--format", choices=("text", "md", "json", "html"), default="text")
+    m.add_argument("--out", help="file for --format md|json|html (default: tsdcheck-matrix.<format>)")
+
     pr = sub.add_parser("prove", help="prove the property catalog on the Z3 encoding of the model")
     pr.add_argument(
         "--profile", action="append", help=f"profile to prove under (repeatable; default: {', '.join(PROVE_PROFILES)})"
@@ -111,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args, console)
         if args.command == "prove":
             return _prove(args, console)
+        if args.command == "matrix":
+            return _matrix(args, console)
         return _properties(console)
     except (EnvironmentProblem, UsageError, TraceSyntaxError, TraceError) as e:
         print(f"tsdcheck: error: {e}", file=sys.stderr)
@@ -248,6 +260,37 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
     return 1 if failed else 0
 
 
+def _matrix(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    unknown = sorted(set(args.impl or ()) - set(IMPLEMENTATIONS))
+    if unknown:
+        raise UsageError(f"unknown implementation {unknown[0]!r} (known: {', '.join(IMPLEMENTATIONS)})")
+    if args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    err = Console(stderr=True)
+    matrix = build_matrix(
+        tuple(args.impl or IMPLEMENTATIONS), args.examples, args.seed, lambda name: err.print(f"matrix: {name}")
+    )
+    for column in matrix.columns:
+        if column.skipped:
+            err.print(f"matrix: skipped {column.impl}: {column.skipped}", markup=False)
+    if args.format == "text":
+        table = Table(title="tsdcheck matrix")
+        table.add_column("point")
+        for column in matrix.columns:
+            table.add_column(column.impl)
+        for row in matrix.rows:
+            table.add_row(row, *["skipped" if c.skipped else c.cells.get(row, "") for c in matrix.columns])
+        console.print(table)
+        return 0
+    text = {"md": matrix.to_markdown, "json": matrix.to_json, "html": matrix.to_html}[args.format]()
+    out = Path(args.out or f"tsdcheck-matrix.{args.format}")
+    out.write_text(text + "\n")
+    console.print(f"matrix written to {out}", markup=False)
+    return 0
+
+
 def _properties(console: Console) -> int:
     from rich.table import Table
 
@@ -255,7 +298,7 @@ def _properties(console: Console) -> int:
     for col in ("id", "property", "seed", "profiles"):
         table.add_column(col)
     for p in CATALOG:
-        table.add_row(p.id, p.summary, p.source, ", ".join(p.profiles))
+        table.add_row(p.id, p.summary, p.source, ", ".join(p.profiles) if p.profiles else "all")
     console.print(table)
     console.print(traceability_table([(r.seed, r.sentence, r.cell()) for r in ROWS]))
     return 0

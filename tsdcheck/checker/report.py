@@ -16,16 +16,19 @@ from tsdcheck.model.profiles import load_profiles
 from tsdcheck.properties import BY_ID, violations
 
 
-def profile_verdicts(trace: Sequence[tuple[Op, Obs]], facts: Facts) -> dict[str, Verdict]:
-    """The trace judged under every profile, so a finding says which readings it breaks."""
+def profile_verdicts(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> dict[str, Verdict]:
+    """The trace judged under every reading of the spec texts, and under ``profile``, so a
+    finding says which readings it breaks."""
     return {
-        name: judge_trace(trace, p.params(facts.iterations, facts.keys_limit)) for name, p in load_profiles().items()
+        name: judge_trace(trace, p.params(facts.iterations, facts.keys_limit))
+        for name, p in load_profiles().items()
+        if not p.measured or name == profile
     }
 
 
 def finding_line(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> str:
     """E.g. "violates at-most-n-passes under default, dec; allowed by posix"."""
-    verdicts = profile_verdicts(trace, facts)
+    verdicts = profile_verdicts(trace, facts, profile)
     params = load_profiles()[profile].params(facts.iterations, facts.keys_limit)
     broken = [p for p in violations(trace, params) if BY_ID[p].applies(profile)]
     rejected = [n for n, v in verdicts.items() if v.kind == "rejected"]

@@ -23,6 +23,8 @@ class Profile:
     """None: take PTHREAD_DESTRUCTOR_ITERATIONS from the implementation."""
     after_last_pass: frozenset[AfterLastPass]
     raws_unique_forever: bool
+    measured: bool = False
+    """A reading measured on one implementation, rather than a reading of a spec text."""
 
     def params(self, iterations: int, keys_limit: int) -> Params:
         """This reading of the spec for an implementation with these limits."""
@@ -43,6 +45,7 @@ def load_profiles() -> dict[str, Profile]:
             iterations=None if d["iterations"] == "impl" else int(d["iterations"]),
             after_last_pass=frozenset(cast(list[AfterLastPass], d["after_last_pass"])),
             raws_unique_forever=bool(d["raws_unique_forever"]),
+            measured=bool(d.get("measured", False)),
         )
         for name, d in data.items()
     }

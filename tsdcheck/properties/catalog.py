@@ -23,11 +23,11 @@ class Property:
     """Seed file the property comes from."""
     quote: str
     """The sentence, quoted briefly."""
-    profiles: tuple[str, ...] = ("default", "posix", "dec", "glibc")
-    """Profiles under which it holds."""
+    profiles: tuple[str, ...] | None = None
+    """Profiles under which it holds; None for every profile."""
 
     def applies(self, profile: str) -> bool:
-        return profile in self.profiles
+        return self.profiles is None or profile in self.profiles
 
 
 CATALOG: tuple[Property, ...] = (
@@ -85,7 +85,8 @@ CATALOG: tuple[Property, ...] = (
         DEC,
         "If there are still non-NULL values for any key with a destructor after four repetitions of this "
         "sequence, the thread is terminated.",
-        profiles=("default", "dec", "glibc"),
+        # Every reading that stops after the last pass: all but POSIX's "may stop or continue".
+        profiles=("default", "dec", "glibc", "musl", "dietlibc", "pth", "c11"),
     ),
     Property(
         "new-key-null",

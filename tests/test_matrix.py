@@ -1,0 +1,98 @@
+"""Probes come from the model's loose points; the matrix runs every implementation through them."""
+
+import json
+
+import pytest
+
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.matrix import IMPLEMENTATIONS, UNDEFINED_PROBES, build_matrix, own_profile
+from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.checker.probes import FAMILIES, family, find_probes
+from tsdcheck.checker.replay import replay
+from tsdcheck.cli import main
+from tsdcheck.drivers.pyref import Behaviour, PyRef
+from tsdcheck.model.ops import Code, Created, Got
+from tsdcheck.model.profiles import get_profile
+
+POSIX = get_profile("posix").params(4, 64)
+
+
+def test_the_points_are_every_choice_the_model_reports():
+    """Every choice label the model attaches while fuzzing belongs to a probed point (or is
+    the pass count, a measurement), so the two lists cannot drift apart."""
+    seen: set[str] = set()
+    for behaviour in (Behaviour(), Behaviour(order="descending"), Behaviour(after_last_pass="continue")):
+        result = fuzz(PyRef(behaviour), POSIX, FuzzConfig(examples=120, seed=3))
+        seen |= {family(label) for label in result.stats.choices}
+    assert seen - {"passes"} == set(FAMILIES)
+
+
+@pytest.fixture(scope="module")
+def probes():
+    return find_probes(POSIX)
+
+
+def test_every_loose_point_has_a_witness_with_two_allowed_values(probes):
+    assert set(probes) == set(FAMILIES)
+    for probe in probes.values():
+        assert len(probe.values) >= 2 and len(probe.ops) <= 7
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "point", "value"),
+    [
+        (Behaviour(order="ascending"), "order within a pass", "ascending key value"),
+        (Behaviour(order="descending"), "order within a pass", "descending key value"),
+        (Behaviour(after_last_pass="continue"), "after the last pass", "go on"),
+        (Behaviour(), "after the last pass", "stop"),
+    ],
+)
+def test_probe_tells_implementations_apart(probes, behaviour, point, value):
+    impl = PyRef(behaviour)
+    _, verdict = replay(impl, probes[point].ops, POSIX)
+    assert verdict.kind == "accepted"
+    assert f"{point}: {value}" in verdict.choices
+
+
+def test_undefined_probes_are_undefined_in_the_model():
+    for ops in UNDEFINED_PROBES.values():
+        obs = [Created("0", 0), Code("0"), Code("0") if len(ops) == 3 else Got(0)]
+        assert judge_trace(list(zip(ops, obs, strict=True)), POSIX).kind == "undefined"
+
+
+@pytest.fixture(scope="module")
+def matrix():
+    return build_matrix(IMPLEMENTATIONS, examples=25)
+
+
+def test_matrix_shows_each_implementation(matrix):
+    by_impl = {c.impl: c for c in matrix.columns}
+    assert set(by_impl) == set(IMPLEMENTATIONS)
+    for column in matrix.columns:
+        assert column.skipped is None, column.skipped
+        assert all(row in column.cells for row in matrix.rows if row != "fuzz under its own profile")
+    assert "dtor-sees-null" in by_impl["dietlibc"].cells["fuzz under posix"]
+    assert "below the POSIX minimum 4" in by_impl["dietlibc"].cells["PTHREAD_DESTRUCTOR_ITERATIONS"]
+    assert by_impl["glibc"].cells["fuzz under posix"].startswith("conforms")
+    assert by_impl["musl"].cells["fuzz under posix"].startswith("conforms")
+
+
+def test_measured_profiles_agree_with_the_probes(matrix):
+    for column in matrix.columns:
+        profile = get_profile(own_profile(column.impl))
+        seen = column.cells["after the last pass"]
+        assert seen in {"stop", "go on"}
+        assert ("stop" if seen == "stop" else "continue") in profile.after_last_pass
+
+
+def test_matrix_formats(matrix, tmp_path):
+    data = json.loads(matrix.to_json())
+    assert set(data["implementations"]) == set(IMPLEMENTATIONS)
+    md = matrix.to_markdown()
+    assert md.count("\n") >= len(matrix.rows) + 1 and "| dietlibc |" not in md.splitlines()[2]
+    assert matrix.to_html().startswith("<!doctype html>")
+
+
+def test_matrix_command_rejects_unknown_implementation(capsys):
+    assert main(["matrix", "--impl", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("tsdcheck: error: unknown implementation")
