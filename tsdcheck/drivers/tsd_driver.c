@@ -145,6 +145,7 @@ static const char *errname(int rc) {
     case EAGAIN: return "EAGAIN";
     case EINVAL: return "EINVAL";
     case ENOMEM: return "ENOMEM";
+    case ENOENT: return "ENOENT";
     case EPERM: return "EPERM";
     case ESRCH: return "ESRCH";
     case EBUSY: return "EBUSY";
