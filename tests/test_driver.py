@@ -119,7 +119,7 @@ def test_a_preload_that_cannot_be_loaded_is_reported(tmp_path, capsys):
     bogus = tmp_path / "not-a-library.so"
     bogus.write_text("this is not ELF")
     with pytest.raises(EnvironmentProblem, match="did not start"):
-        CDriver(preload=str(bogus)).facts
+        _ = CDriver(preload=str(bogus)).facts
     assert main(["fuzz", "--preload", str(bogus), "--examples", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("tsdcheck: error: the glibc+not-a-library.so driver did not start")

@@ -135,6 +135,15 @@ def test_dec_forbids_key_reuse_posix_allows_it():
     assert judge(trace, DEC).kind == "rejected"
 
 
+def test_fill_values_must_differ_from_live_keys_and_under_dec_from_deleted_ones():
+    live = judge("create k0 dtor=none -> 0 key=7\nfill -> 3 keys EAGAIN raw=6..8\n")
+    assert live.kind == "rejected" and live.reason == "fill, key 2: new key value 7 equals the value of live key k0"
+    reused = "create k0 dtor=none -> 0 key=7\ndelete k0 -> 0\nfill -> 4 keys EAGAIN raw=5..8\n"
+    assert judge(reused).kind == "accepted"
+    dec = judge(reused, DEC)
+    assert dec.kind == "rejected" and dec.reason is not None and dec.reason.startswith("fill, key 3: new key value 7")
+
+
 def test_values_are_per_thread():
     trace = "spawn t1 -> 0\ncreate k0 dtor=none -> 0 key=0\nset t1 k0 v1 -> 0\nget t0 k0 -> v1\n"
     assert judge(trace).kind == "rejected"

@@ -8,6 +8,7 @@ becomes a ``Hang``; a child that dies becomes a ``Crash``.  The checker itself n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -219,10 +220,8 @@ class CSession:
     def _kill(self) -> None:
         """Kill the child and wait for the server's report of it."""
         if self.pid:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.driver._await_child()
             self.pid = 0
 
@@ -233,7 +232,11 @@ class CSession:
             assert self.driver._server.stdin is not None
             self.driver._server.stdin.write(b"Q\n")
             self.driver._server.stdin.flush()
-            if not self.driver._await_child():
+            if self.driver._await_child():
+                # Fork the next test case's child now: the fork overlaps the checker's work
+                # between test cases, and ``session`` finds it ready.
+                self.driver._fork_child()
+            else:
                 self._kill()
         except (BrokenPipeError, EOFError):
             self.driver._reset()
@@ -254,6 +257,8 @@ class CDriver:
     _server: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _lines: _Lines | None = field(default=None, init=False, repr=False)
     _facts: Facts | None = field(default=None, init=False, repr=False)
+    _forked: bool = field(default=False, init=False, repr=False)
+    """Whether the next test case's child is already forked, its ``P`` line not yet read."""
 
     def __post_init__(self) -> None:
         self.binary = build(SOURCE, self.cc, self.cflags, self.ldflags)
@@ -299,8 +304,9 @@ class CDriver:
         self._ensure_server()
         assert self._server is not None and self._server.stdin is not None and self._lines is not None
         try:
-            self._server.stdin.write(b"N\n")
-            self._server.stdin.flush()
+            if not self._forked:
+                self._fork_child()
+            self._forked = False
             line = self._lines.read(time.monotonic() + 10)
         except (BrokenPipeError, EOFError):
             line = None
@@ -308,6 +314,16 @@ class CDriver:
             self._reset()
             raise EnvironmentProblem(f"the {self.name} driver could not start a test case")
         return CSession(self, int(line.split()[1]))
+
+    def _fork_child(self) -> None:
+        """Have the server fork a test case's child; ``session`` reads its ``P`` line.
+
+        Only when no child runs: a child reads ahead on the stdin it shares with the server.
+        """
+        assert self._server is not None and self._server.stdin is not None
+        self._server.stdin.write(b"N\n")
+        self._server.stdin.flush()
+        self._forked = True
 
     def _await_child(self) -> bool:
         """Read up to the server's report that the current child ended; False on timeout."""
@@ -327,6 +343,7 @@ class CDriver:
             self._server.wait()
         self._server = None
         self._lines = None
+        self._forked = False
 
     def close(self) -> None:
         if self._server is not None:

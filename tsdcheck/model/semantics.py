@@ -104,15 +104,23 @@ def _check_thread(state: State, thread: int) -> None:
         raise TraceError(f"thread t{thread} was never spawned")
 
 
-def _fresh_raw_problem(state: State, raw: int | None, params: Params, skip: int | None = None) -> str | None:
+def _fresh_raw_problem(state: State, raw: int | None, params: Params) -> str | None:
     if raw is None:
         return "a key was created but its value was not reported"
     clash = state.by_raw.get(raw)
-    if clash is not None and clash != skip:
+    if clash is not None:
         return f"new key value {raw} equals the value of live key k{clash}"
     if params.raws_unique_forever and raw in state.raws_used:
         return f"new key value {raw} was handed out before (this profile wants every key unique)"
     return None
+
+
+def _any_raw_problem(state: State, raws: set[int], params: Params) -> bool:
+    """Whether ``_fresh_raw_problem`` objects to any of ``raws``: one set test for the thousand
+    values of a fill, so the per-value check (which words the rejection) runs only on failure."""
+    if not raws.isdisjoint(state.by_raw):
+        return True
+    return params.raws_unique_forever and not raws.isdisjoint(state.raws_used)
 
 
 def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
@@ -175,7 +183,19 @@ def _create(state: State, k: int, dtor: object, obs: Obs, params: Params) -> Res
     problem = _fresh_raw_problem(state, obs.raw, params)
     if problem:
         return _reject(f"create k{k}: {problem}", "0 key=<a value distinct from live keys>")
-    return Result(states=(after.with_key(k, dtor, obs.raw),))  # type: ignore[arg-type]
+    return Result(states=(after.with_key(k, dtor, obs.raw),), choices=_reuse_choice(state, obs.raw))  # type: ignore[arg-type]
+
+
+REUSED, NOT_REUSED = "a deleted key's value: handed out again", "a deleted key's value: not handed out again"
+
+
+def _reuse_choice(state: State, raw: int | None) -> frozenset[str]:
+    """Whether a new key got the value of a deleted one, when some key has been deleted."""
+    if raw in state.raws_used:
+        return frozenset({REUSED})
+    if len(state.raws_used) > len(state.by_raw):  # some value belongs to no live key
+        return frozenset({NOT_REUSED})
+    return frozenset()
 
 
 def _fill(state: State, obs: Obs, params: Params) -> Result:
@@ -188,12 +208,14 @@ def _fill(state: State, obs: Obs, params: Params) -> Result:
             f"{params.keys_limit} (PTHREAD_KEYS_MAX less keys the runtime holds)",
             f"{room} keys EAGAIN",
         )
-    if len(set(obs.raws)) != len(obs.raws):
+    raws = set(obs.raws)
+    if len(raws) != len(obs.raws):
         return _reject("fill handed out the same key value twice", "distinct key values")
-    for i, raw in enumerate(obs.raws):
-        problem = _fresh_raw_problem(state, raw, params)
-        if problem:
-            return _reject(f"fill, key {i + 1}: {problem}", "distinct key values")
+    if _any_raw_problem(state, raws, params):
+        for i, raw in enumerate(obs.raws):
+            problem = _fresh_raw_problem(state, raw, params)
+            if problem:
+                return _reject(f"fill, key {i + 1}: {problem}", "distinct key values")
     first = state.next_key
     state = state.with_keys([(first + i, None, raw) for i, raw in enumerate(obs.raws)])
     return Result(states=(state.with_next_key(first + len(obs.raws) + 1),))
@@ -458,8 +480,7 @@ def check_exit(state: State, thread: int, calls: tuple[Call, ...], params: Param
     # Several pass structures may explain the calls; report the plainest: calls in one
     # direction within each pass, then the fewest passes.
     best = min(finals, key=lambda f: (len(f.choices & {_ASCENDING, _DESCENDING}), _passes(f.choices)))
-    states = tuple({f.state.signature(): f.state for f in finals}.values())
-    return Result(states=states, choices=_order_label(best.choices))
+    return Result(states=_distinct([f.state for f in finals]), choices=_order_label(best.choices))
 
 
 def _passes(choices: frozenset[str]) -> int:
@@ -486,7 +507,16 @@ def _next_calls(configs: list[ExitConfig], params: Params) -> list[str]:
     )
 
 
+def _distinct(states: list[State]) -> tuple[State, ...]:
+    """``states`` without repeats; one state, the common case, needs no signature (it sorts every key)."""
+    if len(states) == 1:
+        return (states[0],)
+    return tuple({s.signature(): s for s in states}.values())
+
+
 def _dedupe(configs: list[ExitConfig]) -> list[ExitConfig]:
+    if len(configs) == 1:
+        return configs  # no signature needed (see _distinct)
     seen: dict[object, ExitConfig] = {}
     for c in configs:
         sig = (c.state.signature(), c.pass_no, c.obligations, c.due_at_start, c.called, c.counts)

@@ -89,8 +89,13 @@ class State:
             live[key] = KeyInfo(dtor, raw)
             if raw is not None:
                 by_raw[raw] = key
-        used = self.raws_used | {raw for _, _, raw in keys if raw is not None}
-        return self._evolve(live=live, by_raw=by_raw, raws_used=used)
+        return self._evolve(live=live, by_raw=by_raw, raws_used=self._raws_used_with(keys))
+
+    def _raws_used_with(self, keys: list[tuple[int, Program | None, int | None]]) -> frozenset[int]:
+        """``raws_used`` plus the values of ``keys``, shared rather than copied when none is new:
+        a value handed out again (the usual case once a fill has used every slot) or unknown."""
+        new = {raw for _, _, raw in keys if raw is not None}
+        return self.raws_used if new <= self.raws_used else self.raws_used | new
 
     def without_key(self, key: int) -> State:
         """A key deleted: its values in every thread are gone with it."""
