@@ -10,8 +10,10 @@ so that different examples stress different mixes.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
@@ -326,6 +328,18 @@ def _minimized(impl: Implementation, params: Params, failure: Counterexample | N
     return failure if shorter is None else Counterexample(*shorter)
 
 
+@contextmanager
+def _long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector off the objects that exist before the run (Hypothesis, the
+    model's caches): full collections would walk them over and over for nothing."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def fuzz(
     impl: Implementation,
     params: Params,
@@ -350,7 +364,8 @@ def fuzz(
         test = seed(config.seed)(test)
     start = time.perf_counter()
     try:
-        test()
+        with _long_lived_objects_frozen():
+            test()
     except Counterexample:
         return FuzzResult(run.stats, failure=_minimized(impl, params, run.last_failure))
     except Flaky as e:
