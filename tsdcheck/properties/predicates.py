@@ -62,6 +62,8 @@ class _Replay:
     values: dict[int, dict[int, int]] = field(default_factory=lambda: {0: {}})
     found: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     next_key: int = 0
+    born: dict[tuple[str, int], int] = field(default_factory=dict)
+    """When each key and thread appeared (a counter of births), to tell which was new."""
 
     def flag(self, prop: str, where: str, what: str) -> None:
         self.found[prop].append(f"{where}: {what}")
@@ -77,6 +79,7 @@ class _Replay:
         self.dtors[key], self.raws[key] = dtor, raw
         self.programs[key] = dtor
         self.next_key = max(self.next_key, key + 1)
+        self.born[("k", key)] = len(self.born)
 
     def delete(self, key: int) -> None:
         self.dtors.pop(key, None)
@@ -105,6 +108,7 @@ class _Replay:
         match op, obs:
             case Spawn(t), _:
                 self.values[t] = {}
+                self.born[("t", t)] = len(self.born)
             case Create(k, dtor), Created(rc, raw):
                 self.next_key = k + 1
                 self._create_result(k, dtor, rc, raw, where)
@@ -151,7 +155,9 @@ class _Replay:
         if others:
             self.flag("values-per-thread", where, f"t{t} read t{others[0]}'s value {fmt_value(v)} of k{k}")  # type: ignore[arg-type]
         elif want == 0:
-            prop = "new-thread-null" if t != 0 and not self.values[t] else "new-key-null"
+            # Whichever of the key and the thread came later is the one that should read NULL.
+            newer_key = self.born.get(("k", k), 0) > self.born.get(("t", t), -1)
+            prop = "new-key-null" if newer_key else "new-thread-null"
             self.flag(prop, where, f"t{t} read {fmt_value(v)} from k{k}, which it never set")  # type: ignore[arg-type]
         else:
             self.flag("values-persist", where, f"t{t} read {fmt_value(v)} from k{k} after setting {fmt_value(want)}")  # type: ignore[arg-type]
