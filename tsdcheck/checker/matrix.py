@@ -19,6 +19,7 @@ from tsdcheck.drivers.base import EnvironmentProblem, Facts, Implementation
 from tsdcheck.drivers.registry import RECIPES, make_impl
 from tsdcheck.model.ops import Create, Delete, GetValue, Obs, Op, SetValue
 from tsdcheck.model.profiles import get_profile, load_profiles
+from tsdcheck.model.state import Params
 from tsdcheck.model.text import fmt_obs, fmt_op
 from tsdcheck.properties import BY_ID, violations
 
@@ -137,6 +138,7 @@ def build_matrix(
 ) -> Matrix:
     profiles = load_profiles()
     columns: list[Column] = []
+    found: dict[Params, dict[str, Probe]] = {}  # the search is the same for equal readings
     rows = ["PTHREAD_KEYS_MAX", "keys held by the runtime at start", "PTHREAD_DESTRUCTOR_ITERATIONS"]
     rows += [*FAMILIES, *UNDEFINED_PROBES, "fuzz under posix", "fuzz under its own profile"]
     for name in impls:
@@ -151,7 +153,10 @@ def build_matrix(
             column.skipped = str(e)
             continue
         try:
-            probes = column.probes = find_probes(get_profile("posix").params(facts.iterations, facts.keys_limit))
+            reading = get_profile("posix").params(facts.iterations, facts.keys_limit)
+            if reading not in found:
+                found[reading] = find_probes(reading)
+            probes = column.probes = found[reading]
             column.cells["PTHREAD_KEYS_MAX"] = _limit(facts.keys_max, POSIX_KEYS_MAX)
             column.cells["keys held by the runtime at start"] = str(facts.keys_held)
             column.cells["PTHREAD_DESTRUCTOR_ITERATIONS"] = _limit(facts.iterations, POSIX_DESTRUCTOR_ITERATIONS)

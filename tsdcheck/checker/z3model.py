@@ -17,6 +17,7 @@ The transition relation is built once over template variables and copied to each
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import z3
@@ -139,11 +140,10 @@ class Frame:
         return out + [v for row in self.val for v in row]
 
     def nlive(self) -> z3.ArithRef:
-        return z3.Sum([z3.If(x, 1, 0) for x in self.live])
+        return count(self.live)
 
     def pending(self, g: Globals, t: z3.ArithRef, k: int) -> z3.BoolRef:
-        """Key k's destructor is due in thread t: live, with a destructor, non-NULL."""
-        return z3.And(self.live[k], g.programs[k].has, pick(t, [row[k] for row in self.val]) != 0)
+        return due(g, self.live, self.val, t, k)
 
 
 def make_frame(b: Bounds, tag: str) -> Frame:
@@ -227,6 +227,22 @@ def distinct_raws(g: Globals, held: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
     return z3.And(pairs) if pairs else z3.BoolVal(True)
 
 
+def count(flags: Sequence[z3.BoolRef]) -> z3.ArithRef:
+    return z3.Sum([z3.If(x, 1, 0) for x in flags])
+
+
+def cell(val: Sequence[Sequence[z3.ArithRef]], t: z3.ArithRef, k: z3.ArithRef) -> z3.ArithRef:
+    """val[t][k] for a symbolic thread and key."""
+    return pick(t, [pick(k, list(row)) for row in val])
+
+
+def due(
+    g: Globals, live: Sequence[z3.BoolRef], val: Sequence[Sequence[z3.ArithRef]], t: z3.ArithRef, k: int
+) -> z3.BoolRef:
+    """Key k's destructor is due in thread t: live, with a destructor, non-NULL."""
+    return z3.And(live[k], g.programs[k].has, pick(t, [row[k] for row in val]) != 0)
+
+
 def pick(index: z3.ArithRef, items: list[z3.ExprRef]) -> z3.ExprRef:
     """items[index] for a symbolic index (the last item when out of range)."""
     out = items[-1]
@@ -297,10 +313,10 @@ class _Work:
                 row[ki] = z3.If(hit, 0, row[ki])
 
     def nlive(self) -> z3.ArithRef:
-        return z3.Sum([z3.If(x, 1, 0) for x in self.live])
+        return count(self.live)
 
     def value(self, t: z3.ArithRef, k: z3.ArithRef) -> z3.ArithRef:
-        return pick(t, [pick(k, list(row)) for row in self.val])
+        return cell(self.val, t, k)
 
     def is_live(self, k: z3.ArithRef) -> z3.BoolRef:
         return z3.Or([z3.And(k == ki, x) for ki, x in enumerate(self.live)])
@@ -515,10 +531,10 @@ class Encoding:
         w.oblig = [z3.If(a.boundary, pre.pending(g, t, ki), o) for ki, o in enumerate(pre.oblig)]
         w.called = [z3.And(z3.Not(a.boundary), c) for c in pre.called]
         # Then the call: a due key not yet called in this pass, with the value the thread holds.
-        due = [pre.pending(g, t, ki) for ki in K]
+        callable_now = [pre.pending(g, t, ki) for ki in K]
         if "dtor-for-null" in mut:
-            due = [z3.And(pre.live[ki], g.programs[ki].has) for ki in K]
-        w.guard += [pick(k, due), z3.Not(pick(k, w.called))]
+            callable_now = [z3.And(pre.live[ki], g.programs[ki].has) for ki in K]
+        w.guard += [pick(k, callable_now), z3.Not(pick(k, w.called))]
         w.guard.append(out.got == w.value(t, k))
         n = pick(k, list(pre.count)) + 1
         w.count = [z3.If(k == ki, n, c) for ki, c in enumerate(pre.count)]
@@ -531,7 +547,7 @@ class Encoding:
             self._instruction(w, prog, j, t, k, n, out)
         if not clear_first:
             w.set_val(z3.BoolVal(True), t, k, z3.IntVal(0))
-        after = [z3.And(w.live[ki], g.programs[ki].has, pick(t, [r[ki] for r in w.val]) != 0) for ki in K]
+        after = [due(g, w.live, w.val, t, ki) for ki in K]
         w.oblig = [z3.And(o, k != ki, after[ki]) for ki, o in enumerate(w.oblig)]
         w.called = [z3.Or(c, k == ki) for ki, c in enumerate(w.called)]
         return w

@@ -25,6 +25,7 @@ from tsdcheck.checker.z3model import (
     Encoding,
     Frame,
     Outputs,
+    cell,
     distinct_raws,
     pick,
 )
@@ -51,7 +52,7 @@ class StepView:
         return range(self.e.bounds.threads)
 
     def value(self, f: Frame, t: z3.ArithRef, k: z3.ArithRef) -> z3.ArithRef:
-        return pick(t, [pick(k, list(row)) for row in f.val])
+        return cell(f.val, t, k)
 
     def pending(self, f: Frame, k: int) -> z3.BoolRef:
         return f.pending(self.e.g, f.exiting, k)
