@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("properties", help="print the property catalog and the traceability table")
 
+    rv = sub.add_parser("review", help="write the spec review (Markdown, HTML and its traces) to a directory")
+    rv.add_argument("--out", default="tsdcheck-review", help="directory for review.md, review.html and traces/")
+    rv.add_argument("--matrix", metavar="FILE", help="a behaviour matrix from 'tsdcheck matrix --format json'")
+    rv.add_argument("--seeds", metavar="DIR", help="the seed spec texts (default: ../shared/seeds)")
+
     m = sub.add_parser("matrix", help="every implementation through the probing traces and a fuzz run")
     m.add_argument(
         "--impl", action="append", help=f"implementation (repeatable; default: {', '.join(IMPLEMENTATIONS)})"
@@ -121,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _replay(args, console)
         if args.command == "prove":
             return _prove(args, console)
+        if args.command == "review":
+            return _review(args, console)
         if args.command == "matrix":
             return _matrix(args, console)
         return _properties(console)
@@ -288,6 +295,20 @@ def _matrix(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.out or f"tsdcheck-matrix.{args.format}")
     out.write_text(text + "\n")
     console.print(f"matrix written to {out}", markup=False)
+    return 0
+
+
+def _review(args: argparse.Namespace, console: Console) -> int:
+    from tsdcheck.review.build import Settings, build
+    from tsdcheck.review.render import write
+    from tsdcheck.review.seeds import DEFAULT_SEEDS
+
+    if args.matrix and not Path(args.matrix).is_file():
+        raise UsageError(f"no behaviour matrix at {args.matrix}")
+    seeds = Path(args.seeds) if args.seeds else DEFAULT_SEEDS
+    review = build(Settings(seeds, Path(args.matrix) if args.matrix else None))
+    paths = write(review, Path(args.out))
+    console.print(f"review written to {paths[0]} and {paths[1]} ({len(paths) - 2} traces), {review.seconds:.1f} s")
     return 0
 
 

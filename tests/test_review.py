@@ -1,0 +1,152 @@
+"""`tsdcheck review`: every trace it shows replays as it claims, its loose points are the model's."""
+
+import dataclasses
+import json
+
+import pytest
+
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.checker.probes import family
+from tsdcheck.cli import main
+from tsdcheck.drivers.pyref import Behaviour, PyRef
+from tsdcheck.model.profiles import get_profile
+from tsdcheck.model.text import parse_trace
+from tsdcheck.review.build import Settings, build
+from tsdcheck.review.matrixdata import MatrixData
+from tsdcheck.review.render import render_markdown, write
+from tsdcheck.review.seeds import DEFAULT_SEEDS
+
+POSIX = get_profile("posix").params(4, 64)
+
+
+@pytest.fixture(scope="module")
+def review():
+    return build(Settings(DEFAULT_SEEDS))
+
+
+@pytest.fixture(scope="module")
+def written(review, tmp_path_factory):
+    out = tmp_path_factory.mktemp("review")
+    write(review, out)
+    return out
+
+
+def _file_trace(written, w):
+    tf = parse_trace((written / w.path).read_text())
+    return tf, [(op, obs) for op, obs in tf.steps]
+
+
+def test_loose_points_are_the_choices_the_model_reports(review):
+    """The report lists exactly the choice families the semantics attaches while judging
+    (the pass count is a measurement, not a choice)."""
+    seen: set[str] = set()
+    for behaviour in (Behaviour(), Behaviour(order="descending"), Behaviour(after_last_pass="continue")):
+        result = fuzz(PyRef(behaviour), POSIX, FuzzConfig(examples=120, seed=3))
+        seen |= {family(label) for label in result.stats.choices}
+    assert {lp.point for lp in review.loose} == seen - {"passes"}
+
+
+def test_every_loose_point_has_two_outcomes_the_model_allows(review, written):
+    for lp in review.loose:
+        assert len(lp.outcomes) >= 2, lp
+        for outcome, w in zip(lp.outcomes, review.loose_witnesses[lp.point], strict=True):
+            _, trace = _file_trace(written, w)
+            verdict = judge_trace(trace, POSIX)
+            assert verdict.kind == "accepted" and outcome.label in verdict.choices, (outcome.label, verdict)
+        scripts = {tuple(op for op, _ in o.trace) for o in lp.outcomes}
+        assert len(scripts) == 1  # one script, different outcomes of its loose operation
+
+
+def test_every_claim_holds_when_the_written_trace_is_judged_again(review, written):
+    witnesses = review.witnesses()
+    assert witnesses
+    for w in witnesses:
+        _, trace = _file_trace(written, w)
+        for claim in (*w.claims, w.replay):
+            verdict = judge_trace(trace, claim.reading.params)
+            assert (verdict.kind, verdict.index) == (claim.kind, claim.index), (w.name, claim.reading.name)
+
+
+def test_every_trace_replays_with_the_command(review, written):
+    for w in review.witnesses():
+        status = main(["replay", "--observed", str(written / w.path)])
+        assert status == (0 if w.replay.kind == "accepted" else 1), w.name
+        assert main(["replay", str(written / w.path)]) in (0, 1)  # runs on the Python model
+
+
+def test_variant_differences_are_allowed_by_one_and_refused_by_the_other(review, written):
+    names = {g.reading.name for g in review.groups}
+    assert {"posix", "dec"} <= names
+    differences = [d for p in review.pairs for d in (p.a_in_b, p.b_in_a)]
+    assert any(d.witness for d in differences)
+    for d in differences:
+        if d.witness is None:
+            continue
+        _, trace = _file_trace(written, d.witness)
+        assert judge_trace(trace, d.allowed.reading.params).kind == "accepted"
+        assert judge_trace(trace, d.refused.reading.params).kind == "rejected"
+    relations = {(p.a.reading.name, p.b.reading.name): p.relation(12) for p in review.pairs}
+    assert any("dec refines posix" in r for r in relations.values())
+
+
+def test_findings_quote_the_seeds_exactly_and_have_traces(review):
+    assert review.seeds.texts, "the seed texts are needed to check the quotes"
+    for f in review.findings:
+        assert f.witness is not None, f.title
+        for q in f.quotes:
+            assert review.seeds.locate(q.seed, q.text), (f.title, q.text)
+    for located in review.rows:
+        seeds = [s for s in located.lines if s in review.seeds.texts]
+        assert all(located.lines[s] for s in seeds), located.row.sentence
+
+
+def test_findings_show_what_they_say(review):
+    after = next(f for f in review.findings if f.title.startswith("After the last pass")).witness
+    assert {c.reading.name: c.kind for c in after.claims} == {
+        "posix": "accepted",
+        "dec": "rejected",
+        "default": "rejected",
+    }
+    null = next(f for f in review.findings if "non-NULL value" in f.title)
+    assert null.literal == "model:dtor-for-null"  # the literal reading, run on the reference
+    assert all(c.kind == "rejected" for c in null.witness.claims)
+
+
+def test_sanity_no_vacuous_property_and_implications_marked(review):
+    for s in review.sanity:
+        assert not s.unreached, (s.reading.name, s.unreached)
+        assert any(t.startswith("operation call") for t in s.reached)
+        assert "no-dtor-for-null" in s.implied.get("no-dtor-after-delete", [])
+
+
+def test_report_files(review, written):
+    md = (written / "review.md").read_text()
+    html = (written / "review.html").read_text()
+    for heading in ("1. Traceability", "2. Looseness", "3. Variants", "4. Sanity", "5. Findings"):
+        assert heading in md and heading in html
+    assert "http" not in html.split("<style>")[1].split("</style>")[0] and "<script" not in html
+    assert "none given" in md  # no matrix: said, not run
+    for w in review.witnesses():
+        assert w.path in md
+
+
+def test_matrix_cells_reach_the_report(review, tmp_path):
+    cells = {
+        "PTHREAD_DESTRUCTOR_ITERATIONS": "4",
+        "after the last pass": "stop",
+        "fuzz under posix": "violates dtor-sees-null (4 steps)",
+        "fuzz under its own profile": "glibc: conforms (30 steps)",
+    }
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"rows": list(cells), "implementations": {"glibc": {"cells": cells}}}))
+    matrix = MatrixData.load(path)
+    assert matrix.fuzzed("dtor-sees-null") == ([], ["glibc"])
+    assert matrix.fuzzed("at-most-n-passes") == (["glibc"], [])
+    md = render_markdown(dataclasses.replace(review, matrix=matrix))
+    assert "| glibc | stop |" in md and "violated by glibc" in md
+
+
+def test_review_command_rejects_a_missing_matrix(tmp_path, capsys):
+    assert main(["review", "--out", str(tmp_path), "--matrix", str(tmp_path / "none.json")]) == 2
+    assert "no behaviour matrix" in capsys.readouterr().err
