@@ -261,6 +261,26 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.do(Create(a, (*head, SetKey(a + 1, v))))
             self.do(Create(a + 1, (*head, SetKey(a, v % 4 + 1))))
 
+        @precondition(lambda self: self.room(3) and self.workers())
+        @rule(data=st.data(), v=st.integers(1, 4), up=st.booleans())
+        def relay(self, data: st.DataObject, v: int, up: bool) -> None:
+            """Create three keys whose destructors pass a value on, and set the first in a thread (a
+            bulk helper): the last key is first called after another key's second call, so in
+            pass 2 at the earliest, and re-sets itself beyond the last pass.  A cap counted per
+            key instead of per pass shows here (WG14 C23 issue 1119); ``up`` runs the chain
+            against the key order or with it."""
+            a = self.state.next_key
+            head, middle, last = (a + 2, a + 1, a) if up else (a, a + 1, a + 2)
+            programs = {
+                head: (Reset(v, 1), SetKey(middle, v)),
+                middle: (SetKey(last, v),),
+                last: (Reset(v, params.iterations + 1),),
+            }
+            for k in range(a, a + 3):
+                self.do(Create(k, programs[k]))
+            if head in self.state.live:  # not refused at the key limit
+                self.do(SetValue(self.pick_thread(data, main=False), head, v))
+
         @precondition(lambda self: self.on("delete") and self.state.live)
         @rule(data=st.data())
         def delete(self, data: st.DataObject) -> None:

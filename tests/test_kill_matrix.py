@@ -1,0 +1,68 @@
+"""The mutant zoo, a fast subset of bench/kill_matrix.py: a handful of bugs are killed with short
+counterexamples, and no conformant variant is ever flagged, by fuzzing or by Z3-generated traces."""
+
+import re
+
+import pytest
+
+from tsdcheck.checker.fuzz import FuzzConfig
+from tsdcheck.checker.zoo import BY_NAME, CATALOGUE, SOURCE, build, fuzz_kill, z3_kill, z3_suite
+from tsdcheck.drivers.registry import make_impl
+from tsdcheck.properties import BY_ID
+
+BUGS = [v for v in CATALOGUE if v.kind == "bug"]
+CONFORMANT = [v for v in CATALOGUE if v.kind == "conformant"]
+
+
+def test_catalogue_is_complete():
+    assert len(BUGS) >= 16 and len(CONFORMANT) >= 4
+    switches = set(re.findall(r"^ \*   ([A-Z0-9_]+) ", SOURCE.read_text(), re.M))
+    for v in CATALOGUE:
+        assert set(v.flags) <= switches, v.name
+        assert v.citation and v.what
+        assert v.kind == "conformant" or (v.expect and set(v.expect) <= set(BY_ID)), v.name
+    assert len({(*v.flags, v.profile) for v in CATALOGUE}) == len(CATALOGUE)
+
+
+@pytest.fixture(scope="module")
+def libs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("zoo")
+    return {v.name: build(v, out) for v in CATALOGUE}
+
+
+@pytest.mark.parametrize("name", ["NO_CLEAR", "EAGAIN_EARLY", "SET_CALLS", "DTOR_NULL", "STALE_ARG"])
+def test_bugs_are_killed_by_fuzzing(libs, name):
+    v = BY_NAME[name]
+    kill = fuzz_kill(libs[name], v.profile, FuzzConfig(examples=300, seed=1))
+    assert kill.killed, kill.note
+    assert kill.length is not None and kill.length <= 6
+    assert set(kill.properties) & set(v.expect), kill.properties
+
+
+@pytest.mark.parametrize("name", [v.name for v in CONFORMANT])
+def test_conformant_variants_are_not_flagged_by_fuzzing(libs, name):
+    v = BY_NAME[name]
+    kill = fuzz_kill(libs[name], v.profile, FuzzConfig(examples=40, seed=1))
+    assert not kill.killed, kill.trace
+
+
+@pytest.fixture(scope="module")
+def suite(libs):
+    impl = make_impl("glibc", preload=str(libs["BASE"]))
+    try:
+        facts = impl.facts
+    finally:
+        impl.close()
+    return z3_suite(facts, depth=8, rules=("no-clear", "shared-values", "eagain-early"), reach=False)
+
+
+def test_z3_traces_kill_the_bugs_they_were_found_for(libs, suite):
+    for name in ["NO_CLEAR", "SHARED", "EAGAIN_EARLY"]:
+        v = BY_NAME[name]
+        kill = z3_kill(libs[name], v.profile, suite)
+        assert kill.killed and set(kill.properties) & set(v.expect), (name, kill)
+
+
+def test_z3_traces_flag_no_conformant_variant(libs, suite):
+    for v in CONFORMANT:
+        assert not z3_kill(libs[v.name], v.profile, suite).killed, v.name

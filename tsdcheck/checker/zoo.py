@@ -1,0 +1,474 @@
+"""The mutant zoo: variants of one alternative TSD library (``tests/c/tsd_alt.c``) and what the
+checker does with each.
+
+The catalogue is data: every variant names its compile-time switches, the profile it is judged
+under, the bug class or allowed choice it stands for, where that class was seen in a real
+implementation, and the properties expected to catch it.  A variant is *killed* when fuzzing
+finds a counterexample, or when a Z3-generated trace replayed on it is rejected; a conformant
+variant that is killed is a false positive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import z3
+
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.oracle import Oracle
+from tsdcheck.checker.prove import Prover, to_trace
+from tsdcheck.checker.replay import replay
+from tsdcheck.checker.z3model import MUTATIONS, Bounds, Encoding
+from tsdcheck.checker.z3model import Variant as Z3Variant
+from tsdcheck.drivers.base import Facts, Implementation, Pipelined, Session
+from tsdcheck.drivers.registry import make_impl
+from tsdcheck.model.ops import Create, Delete, DeleteKey, Fill, GetValue, Obs, Op, SetKey, SetValue
+from tsdcheck.model.profiles import get_profile
+from tsdcheck.model.state import Params
+from tsdcheck.properties import CATALOG, violations
+from tsdcheck.properties.formulas import FORMULAS, StepView
+
+SOURCE = Path(__file__).resolve().parents[2] / "tests" / "c" / "tsd_alt.c"
+"""The zoo's C source (in the repository, next to the tests that use it)."""
+
+Kind = Literal["bug", "conformant"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    flags: tuple[str, ...]
+    kind: Kind
+    what: str
+    """The bug class, or the allowed choice the variant makes."""
+    citation: str
+    """Where the class was seen in a real implementation (research note row, commit, issue)."""
+    expect: tuple[str, ...] = ()
+    """Properties expected to catch a bug (any one of them will do)."""
+    profile: str = "default"
+    blind_spot: str = ""
+    """Why the checker cannot catch this bug, and the plan to make it catchable (empty: it can)."""
+
+
+def _bug(
+    name: str, what: str, citation: str, *expect: str, flags: tuple[str, ...] = (), blind_spot: str = ""
+) -> Variant:
+    return Variant(name, flags or (f"BUG_{name}",), "bug", what, citation, expect, blind_spot=blind_spot)
+
+
+CATALOGUE: tuple[Variant, ...] = (
+    Variant("BASE", (), "conformant", "the reference choices: ascending order, N passes, then stop", "-"),
+    Variant(
+        "ORDER_DESC", ("ORDER_DESC",), "conformant", "destructors in descending key order", "POSIX: order unspecified"
+    ),
+    Variant(
+        "GO_ON",
+        ("GO_ON",),
+        "conformant",
+        "passes go on while values remain, without a cap",
+        "POSIX: 'may stop ... or continue'",
+        profile="posix",
+    ),
+    Variant("RESTART", ("RESTART",), "conformant", "the scan restarts at the lowest key after each call", "-"),
+    Variant("NEXT_PASS", ("NEXT_PASS",), "conformant", "a pass calls only the keys due at its start", "musl, dietlibc"),
+    Variant("CHECK_LIVE", ("CHECK_LIVE",), "conformant", "EINVAL (set) / NULL (get) for non-live keys", "glibc"),
+    Variant("KEY_GEN", ("KEY_GEN",), "conformant", "key values carry a generation, never reused", "bionic 5ddbb3f93"),
+    _bug(
+        "NO_CLEAR",
+        "destructor called before the value is cleared",
+        "Z6: lhmouse/mcfgthread#10, llvm/llvm-project#194029; live in dietlibc 0.34",
+        "dtor-sees-null",
+        "at-least-n-passes",
+    ),
+    _bug(
+        "EXTRA_PASS",
+        "one pass too many",
+        "Z18: glibc 2.36 acts on cancellation inside destructors (> ITERATIONS calls); glibc tst-tsd4 bafaffac70",
+        "at-most-n-passes",
+    ),
+    _bug(
+        "SHORT_PASS",
+        "one pass too few",
+        "Z7: llvm/llvm-project#194029 (single scan); dietlibc ITERATIONS=1",
+        "at-least-n-passes",
+    ),
+    _bug(
+        "NO_CAP",
+        "no cap on passes (the GO_ON code judged under 'at most N')",
+        "Z8: boostorg/thread tls_destructor; WG14 DR 449",
+        "at-most-n-passes",
+        flags=("GO_ON",),
+    ),
+    _bug(
+        "NO_RESCAN",
+        "no re-scan: values set by destructors in pass 1 are wiped, not destroyed",
+        "Z7: glibc 6b4686a534 (memset of the blocks after the first round; tst-tsd3)",
+        "at-least-n-passes",
+    ),
+    _bug(
+        "CAP_PER_KEY",
+        "the cap counted per key instead of per pass",
+        "WG14 C23 issue 1119 (TSS_DTOR_ITERATIONS: calls or repetitions?)",
+        "at-most-n-passes",
+    ),
+    _bug(
+        "EAGAIN_EARLY",
+        "EAGAIN one key early",
+        "Z4: musl 59f88d766 (spurious EAGAIN); Z15: bionic 1887621de",
+        "create-below-limit",
+    ),
+    _bug(
+        "EAGAIN_NEVER",
+        "no EAGAIN at the advertised PTHREAD_KEYS_MAX (the table is larger)",
+        "Z15: bionic 6c238f292 (sysconf != PTHREAD_KEYS_MAX)",
+        "create-eagain-at-limit",
+    ),
+    _bug(
+        "STALE",
+        "a reused key slot exposes a deleted key's value (and hands it to the new key's destructor)",
+        "Z1/Z2: musl 84d061d5, ba74a42c; emscripten#8740; live in dietlibc 0.34 and Pth 2.0.7",
+        "new-key-null",
+        "dtor-arg-is-value",
+        "no-dtor-for-null",
+    ),
+    _bug(
+        "DUP_KEY",
+        "a slot whose destructor is NULL counts as free: keys without a destructor are handed out twice",
+        "musl pthread_key_create.c: 'nodtor ... Purely a sentinel value since null means slot is free'",
+        "keys-distinct",
+    ),
+    _bug(
+        "KEY0_INVALID",
+        "key value 0 is handed out but treated as 'no key'",
+        "Z16c: bionic 5ddbb3f93 (bit 31 set), FreeBSD libthr (index+1), Rust StaticKey / GLib GPrivate burn key 0",
+        "success-codes",
+        "values-persist",
+    ),
+    _bug(
+        "DELETE_CALLS",
+        "pthread_key_delete calls destructors",
+        "Z10: openenclave/openenclave#168",
+        "dtor-only-at-exit",
+    ),
+    _bug(
+        "SET_CALLS",
+        "pthread_setspecific calls the destructor of the old value",
+        "boost::thread_specific_ptr::reset semantics (cleans up the old value) carried into a POSIX layer",
+        "dtor-only-at-exit",
+    ),
+    _bug(
+        "DTOR_AFTER_DELETE",
+        "destructors still run for deleted keys",
+        "Z11: lhmouse/mcfgthread#11; FreeBSD _thr_tsd_unload; FreeRTOS-Kernel PR #1297",
+        "no-dtor-after-delete",
+    ),
+    _bug(
+        "DTOR_NULL",
+        "destructors called for NULL values",
+        "Z9: bionic 1960f1c7d; dietlibc lib/thrd_exit.c (C11, live)",
+        "no-dtor-for-null",
+    ),
+    _bug(
+        "STALE_ARG",
+        "the destructor receives a stale value (pass snapshots and clears all values, then calls)",
+        "no historical report found; nearest Z3: musl 805288929f, bionic 5e2bd719d (dtor and value read out of step)",
+        "dtor-arg-is-value",
+        "dtor-sees-null",
+    ),
+    _bug(
+        "NEW_IN_DTOR",
+        "keys created inside a destructor are never destroyed (scan bound fixed at exit start)",
+        "Z19: rust-lang/rust#57534, PR #57655 (registration during teardown lost)",
+        "at-least-n-passes",
+        "pass-visits-all",
+    ),
+    _bug(
+        "SHARED",
+        "values shared between threads",
+        "Z20: dietlibc lib/tss_get.c, tss_set.c (C11, live)",
+        "values-per-thread",
+        "new-thread-null",
+    ),
+    _bug(
+        "LEFTOVERS",
+        "a new thread sees an exited thread's leftovers (recycled block not cleared)",
+        "Z5b: glibc BZ #4938, 2a01ce56b7 (tst-tsd6: reclaimed stacks kept their TSD)",
+        "new-thread-null",
+    ),
+)
+
+BY_NAME = {v.name: v for v in CATALOGUE}
+
+
+@dataclass(frozen=True)
+class BlindSpot:
+    """A bug class of the research notes that no zoo variant stands for, because the checker cannot see it yet."""
+
+    row: str
+    what: str
+    reason: str
+    plan: str
+
+
+BLIND_SPOTS: tuple[BlindSpot, ...] = (
+    BlindSpot(
+        "Z3",
+        "delete/exit race: the exiting thread calls a deleted or recycled key's destructor",
+        "operations run one at a time, so a delete never overlaps a destructor loop",
+        "the parallel mode of DESIGN.md: a barrier-released suffix and a linearizability search",
+    ),
+    BlindSpot(
+        "Z5a, Z12, Z13, Z14, Z18",
+        "fork, cancellation, cleanup-handler order, main-thread exit, destructors in the wrong thread",
+        "the trace language has no fork, cancel, cleanup handler or main-thread exit yet",
+        "the thread-lifecycle operations being added to the model and driver; then zoo switches for each",
+    ),
+    BlindSpot(
+        "Z17",
+        "values set after the last pass by the runtime itself are never destroyed",
+        "only the program under test sets values; a leak after exit is not observable in a trace",
+        "a leak counter in the driver (values set minus values destroyed) reported at the end of a case",
+    ),
+)
+
+
+def build(variant: Variant, directory: Path, source: Path = SOURCE) -> Path:
+    """The variant as a shared object, cached in ``directory`` under a hash of the source and flags."""
+    text = source.read_bytes()
+    key = hashlib.sha256(b"\0".join([text, *(f.encode() for f in variant.flags)])).hexdigest()[:12]
+    lib = directory / f"tsd_alt-{variant.name.lower()}-{key}.so"
+    if not lib.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        flags = [f"-D{f}" for f in variant.flags]
+        tmp = lib.with_suffix(f".{os.getpid()}.tmp")
+        cmd = ["gcc", "-shared", "-fPIC", "-O2", *flags, "-o", str(tmp), str(source), "-ldl"]
+        subprocess.run(cmd, check=True, capture_output=True)
+        tmp.replace(lib)
+    return lib
+
+
+def reading(profile: str, facts: Facts) -> Params:
+    return get_profile(profile).params(facts.iterations, facts.keys_limit)
+
+
+# --- fuzzing ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Log:
+    """Every test case's steps, with the time it ended: the first rejected one is the first failure."""
+
+    cases: list[tuple[float, list[tuple[Op, Obs]]]] = field(default_factory=list)
+
+    def first_failure(self, params: Params, start: float) -> float | None:
+        for ended, steps in self.cases:
+            oracle = Oracle(params)
+            if any(not oracle.judge(op, obs).accepted for op, obs in steps):
+                return ended - start
+        return None
+
+
+@dataclass
+class _LoggedSession:
+    inner: Session
+    log: _Log
+    steps: list[tuple[Op, Obs]] = field(default_factory=list)
+
+    def run(self, op: Op) -> Obs:
+        obs = self.inner.run(op)
+        self.steps.append((op, obs))
+        return obs
+
+    def close(self) -> None:
+        self.inner.close()
+        self.log.cases.append((time.perf_counter(), self.steps))
+
+
+@dataclass
+class _LoggedPipe(_LoggedSession):
+    def send(self, op: Op) -> None:
+        assert isinstance(self.inner, Pipelined)
+        self.inner.send(op)
+
+    def receive(self, op: Op) -> Obs:
+        assert isinstance(self.inner, Pipelined)
+        obs = self.inner.receive(op)
+        self.steps.append((op, obs))
+        return obs
+
+
+@dataclass
+class _Logged:
+    """An implementation whose sessions are logged, to time the first failing test case."""
+
+    inner: Implementation
+    log: _Log = field(default_factory=_Log)
+
+    @property
+    def facts(self) -> Facts:
+        return self.inner.facts
+
+    def session(self) -> Session:
+        s = self.inner.session()
+        return _LoggedPipe(s, self.log) if isinstance(s, Pipelined) else _LoggedSession(s, self.log)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+@dataclass(frozen=True)
+class Kill:
+    """What one method did to one variant."""
+
+    killed: bool
+    seconds: float
+    """Fuzzing: to the end of the first failing test case; Z3: replaying the suite up to the first rejection."""
+    length: int | None = None
+    """Operations in the counterexample (fuzzing: after shrinking; Z3: the shortest rejected trace)."""
+    properties: tuple[str, ...] = ()
+    trace: list[tuple[Op, Obs]] | None = None
+    note: str = ""
+
+
+def fuzz_kill(lib: Path, profile: str, config: FuzzConfig) -> Kill:
+    impl = _Logged(make_impl("glibc", preload=str(lib)))
+    try:
+        params = reading(profile, impl.facts)
+        start = time.perf_counter()
+        result = fuzz(impl, params, config)
+        total = time.perf_counter() - start
+    finally:
+        impl.close()
+    if result.failure is None:
+        return Kill(False, total, note=result.flaky or f"{result.stats.examples} examples, {result.stats.steps} steps")
+    trace = result.failure.trace
+    first = impl.log.first_failure(params, start)
+    props = tuple(sorted(violations(trace, params)))
+    return Kill(True, total if first is None else first, len(trace), props, trace, result.flaky or "")
+
+
+# --- Z3-generated traces -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Z3Trace:
+    name: str
+    """Where the trace comes from: ``break:RULE:PROPERTY`` or ``reach:PROPERTY``."""
+    ops: tuple[Op, ...]
+
+
+def _antecedent(f: z3.BoolRef) -> z3.BoolRef:
+    """When a property formula says anything: the premises of its implications (else always)."""
+    if z3.is_app_of(f, z3.Z3_OP_IMPLIES):
+        return f.arg(0)  # type: ignore[return-value]
+    if z3.is_and(f):
+        parts = [_antecedent(c) for c in f.children()]  # type: ignore[arg-type]
+        return z3.Or(parts)
+    return z3.BoolVal(True)
+
+
+def _bmc(
+    e: Encoding, goals: dict[str, Callable[[StepView], z3.BoolRef]], params: Params, depth: int
+) -> dict[str, list]:
+    """For each goal, a shortest run of ``e`` whose last step meets it, as a trace."""
+    s = z3.Solver()
+    frames = [e.frame(0)]
+    steps = []
+    s.add(e.initial(frames[0]), e.domain())
+    found: dict[str, list] = {}
+    for i in range(1, depth + 1):
+        frames.append(e.frame(i))
+        steps.append((e.action(i), e.outputs(i)))
+        s.add(e.transition(frames[i - 1], *steps[-1], frames[i]))
+        for name, goal in goals.items():
+            if name in found:
+                continue
+            if s.check(goal(StepView(e, frames[i - 1], *steps[-1], frames[i], params))) == z3.sat:
+                found[name] = to_trace(s.model(), e, steps, frames[i])
+    return found
+
+
+def _lifted(ops: Iterable[Op], z3_limit: int, limit: int) -> tuple[Op, ...]:
+    """A trace found with a small key limit, run where the limit is ``limit``: a fill takes every
+    key, enough are deleted to leave ``z3_limit`` free, and the trace's own keys are renamed after
+    the fill's."""
+    shift = limit + 1
+
+    def renamed(op: Op) -> Op:
+        if isinstance(op, Create) and op.dtor is not None:
+            dtor = tuple(replace(i, key=i.key + shift) if isinstance(i, (SetKey, DeleteKey)) else i for i in op.dtor)
+            return replace(op, key=op.key + shift, dtor=dtor)
+        if isinstance(op, (Create, Delete, SetValue, GetValue)):
+            return replace(op, key=op.key + shift)
+        return op
+
+    head: list[Op] = [Fill(), *(Delete(limit - 1 - i) for i in range(z3_limit))]
+    return (*head, *map(renamed, ops))
+
+
+def z3_suite(
+    facts: Facts,
+    profile: str = "default",
+    bounds: Bounds | None = None,
+    depth: int = 12,
+    rules: Iterable[str] = tuple(MUTATIONS),
+    reach: bool = True,
+) -> list[Z3Trace]:
+    """Z3-generated traces: the shortest counterexample of every rule the encoding can break
+    (``tsdcheck prove --break``), and for every property a shortest run of the correct
+    encoding that reaches its antecedent.  Rules about the key limit are searched with a limit
+    of 2 and lifted to the implementation's."""
+    bounds = bounds or Bounds()
+    params = reading(profile, facts)
+    small = replace(params, keys_limit=2)
+    checks = [p.id for p in CATALOG if p.applies(profile)]
+    suite: dict[tuple[Op, ...], str] = {}
+    for rule in rules:
+        limited = rule.startswith("eagain")
+        at = small if limited else params
+        prover = Prover(Encoding(bounds, Z3Variant(at, frozenset({rule}))), dict.fromkeys(checks, at))
+        for pid, outcome in prover.bmc(depth).items():
+            if outcome.trace is not None:
+                ops = tuple(op for op, _ in outcome.trace)
+                ops = _lifted(ops, small.keys_limit, params.keys_limit) if limited else ops
+                suite.setdefault(ops, f"break:{rule}:{pid}")
+    goals = {pid: _reach(FORMULAS[pid]) for pid in checks if reach}
+    for pid, trace in _bmc(Encoding(bounds, Z3Variant(params)), goals, params, depth).items():
+        suite.setdefault(tuple(op for op, _ in trace), f"reach:{pid}")
+    return [Z3Trace(name, ops) for ops, name in suite.items()]
+
+
+def _reach(formula: Callable[[StepView], z3.BoolRef]) -> Callable[[StepView], z3.BoolRef]:
+    return lambda view: _antecedent(formula(view))
+
+
+def z3_kill(lib: Path, profile: str, suite: Sequence[Z3Trace]) -> Kill:
+    """Replay every trace of the suite; killed when one is rejected."""
+    impl = make_impl("glibc", preload=str(lib))
+    try:
+        params = reading(profile, impl.facts)
+        start = time.perf_counter()
+        first: float | None = None
+        best: tuple[int, list[tuple[Op, Obs]], str] | None = None
+        for t in suite:
+            trace, verdict = replay(impl, t.ops, params)
+            if verdict.kind != "rejected":
+                continue
+            first = first if first is not None else time.perf_counter() - start
+            if best is None or len(trace) < best[0]:
+                best = (len(trace), trace, t.name)
+        total = time.perf_counter() - start
+    finally:
+        impl.close()
+    if best is None:
+        return Kill(False, total, note=f"{len(suite)} traces accepted")
+    length, trace, name = best
+    assert first is not None
+    return Kill(True, first, length, tuple(sorted(violations(trace, params))), trace, name)
