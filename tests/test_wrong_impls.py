@@ -27,6 +27,9 @@ EXPECTED = {
     "leftovers": {"new-thread-null", "no-dtor-for-null", "values-per-thread"},
     "stale-arg": {"dtor-arg-is-value"},
     "dup-key": {"keys-distinct", "create-eagain-at-limit"},
+    "cleanup-after-dtors": {"cleanup-before-dtors"},
+    "exit-runs-dtors": {"no-dtors-at-process-exit"},
+    "main-exit-ends-process": {"main-exit-goes-on", "cleanup-before-dtors", "at-least-n-passes"},
 }
 SHRUNK_AT_MOST = 6
 

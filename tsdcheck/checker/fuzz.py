@@ -29,18 +29,26 @@ from tsdcheck.checker.oracle import Kind, Oracle, Verdict
 from tsdcheck.drivers.base import Implementation, Pipelined, Session
 from tsdcheck.model.ops import (
     MAIN_THREAD,
+    PTHREAD_EXIT,
+    RETURN,
+    Cancel,
+    CancelSelf,
     Create,
     Delete,
     DeleteKey,
+    End,
     Exit,
     Fill,
+    Fork,
     GetOwn,
     GetValue,
     Instr,
     NewKey,
     Obs,
     Op,
+    Pop,
     Program,
+    Push,
     Reset,
     SetKey,
     SetValue,
@@ -49,7 +57,7 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.semantics import outcomes, some_outcome
 from tsdcheck.model.state import Params, State
 
-PREDICTABLE = (SetValue, GetValue, Delete, Spawn, Create)
+PREDICTABLE = (SetValue, GetValue, Delete, Spawn, Create, Push)
 """Operations with one allowed outcome, which can be sent ahead of their replies.  (A new key's
 value is left unpredicted: generation never uses it, and judging waits for the real one.)"""
 MAX_IN_FLIGHT = 256
@@ -61,7 +69,12 @@ VALUES = st.integers(0, 4)
 KEY_OFFSETS = st.sampled_from([-1, 1, 0, -2, 2, -3])
 """Destructor programs name keys near their own (k-3 .. k+2), so pairs that set each other,
 and keys created just after, are common."""
-SWARM = ("fill", "delete", "new-in-dtor", "del-in-dtor", "set-in-dtor", "reset-in-dtor")
+SWARM = ("fill", "delete", "new-in-dtor", "del-in-dtor", "set-in-dtor", "reset-in-dtor", "lifecycle")
+"""Kinds of step an example may switch off ("lifecycle": pthread_exit, cancellation, cleanup
+handlers, detached threads, the main thread's exit, fork and process end)."""
+MAX_HANDLERS = 3
+RARELY = st.integers(0, 7).map(lambda n: n == 0)
+"""For steps that end what follows (fork drops threads, end drops everything)."""
 
 
 class Counterexample(AssertionError):
@@ -74,7 +87,9 @@ class Counterexample(AssertionError):
 
 
 @lru_cache(maxsize=256)
-def programs(iterations: int, off: frozenset[str] = frozenset()) -> st.SearchStrategy[Program | None]:
+def programs(
+    iterations: int, off: frozenset[str] = frozenset(), cancel: bool = False
+) -> st.SearchStrategy[Program | None]:
     """Destructor programs whose key operands are offsets from the key's own name (see
     ``placed``); the swarm switches ``off`` some kinds of instruction.  Built once per
     (iterations, swarm) and cached: building strategies per draw is slow."""
@@ -86,6 +101,8 @@ def programs(iterations: int, off: frozenset[str] = frozenset()) -> st.SearchStr
         "del-in-dtor": st.builds(DeleteKey, near),
         "new-in-dtor": st.builds(NewKey, st.integers(1, 4)),
     }
+    if cancel:  # a cancellation that becomes pending while destructors run
+        kinds["cancel-in-dtor"] = st.just(CancelSelf())
     instr = st.one_of([s for name, s in kinds.items() if name not in off])
 
     def build(observe: bool, body: list[Instr]) -> Program:
@@ -135,6 +152,8 @@ class _Run:
     params: Params
     config: FuzzConfig
     stats: Stats = field(default_factory=Stats)
+    features: frozenset[str] = frozenset()
+    """The implementation's thread features that the generator may use."""
     last_failure: Counterexample | None = None
     on_example: Callable[[Stats], None] | None = None
 
@@ -159,6 +178,14 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
 
         def on(self, feature: str) -> bool:
             return feature not in self.off
+
+        def can(self, feature: str) -> bool:
+            """Whether the implementation runs this thread feature and the example has lifecycle steps on."""
+            return feature in run.features and self.on("lifecycle")
+
+        @property
+        def running(self) -> bool:
+            return not self.state.ended
 
         @property
         def state(self) -> State:
@@ -227,6 +254,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             return sorted((t for t in state.values if t != MAIN_THREAD), key=lambda t: (-len(state.pending(t)), t))
 
         def pick_thread(self, data: st.DataObject, main: bool = True) -> int:
+            main = main and MAIN_THREAD in self.state.values
             return data.draw(st.sampled_from(self.workers() + [MAIN_THREAD] * main), label="thread")
 
         def room(self, n: int = 1) -> bool:
@@ -238,21 +266,24 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.off = frozenset(off)
 
         @precondition(
-            lambda self: len(self.workers()) < MAX_THREADS and all(self.state.values[t] for t in self.workers())
+            lambda self: (
+                self.running and len(self.workers()) < MAX_THREADS and all(self.state.values[t] for t in self.workers())
+            )
         )
-        @rule()
-        def spawn(self) -> None:
+        @rule(detached=st.booleans())
+        def spawn(self, detached: bool) -> None:
             """Start a thread, unless one is still idle (threads that exit holding nothing teach little)."""
             self.next_thread += 1
-            self.do(Spawn(self.next_thread - 1))
+            self.do(Spawn(self.next_thread - 1, detached and self.can("detached")))
 
-        @precondition(lambda self: self.room())
+        @precondition(lambda self: self.running and self.room())
         @rule(data=st.data())
         def create(self, data: st.DataObject) -> None:
             k = self.state.next_key
-            self.do(Create(k, placed(data.draw(programs(params.iterations, self.off), label="dtor"), k)))
+            cancel = self.can("cancel")
+            self.do(Create(k, placed(data.draw(programs(params.iterations, self.off, cancel), label="dtor"), k)))
 
-        @precondition(lambda self: self.room(2))
+        @precondition(lambda self: self.running and self.room(2))
         @rule(v=st.integers(1, 4), observe=st.booleans())
         def ping_pong(self, v: int, observe: bool) -> None:
             """Create two keys whose destructors set each other (a bulk helper)."""
@@ -261,7 +292,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.do(Create(a, (*head, SetKey(a + 1, v))))
             self.do(Create(a + 1, (*head, SetKey(a, v % 4 + 1))))
 
-        @precondition(lambda self: self.room(3) and self.workers())
+        @precondition(lambda self: self.running and self.room(3) and self.workers())
         @rule(data=st.data(), v=st.integers(1, 4), up=st.booleans())
         def relay(self, data: st.DataObject, v: int, up: bool) -> None:
             """Create three keys whose destructors pass a value on, and set the first in a thread (a
@@ -281,22 +312,22 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             if head in self.state.live:  # not refused at the key limit
                 self.do(SetValue(self.pick_thread(data, main=False), head, v))
 
-        @precondition(lambda self: self.on("delete") and self.state.live)
+        @precondition(lambda self: self.running and self.on("delete") and self.state.live)
         @rule(data=st.data())
         def delete(self, data: st.DataObject) -> None:
             self.do(Delete(self.pick_key(data)))
 
-        @precondition(lambda self: self.state.live)
+        @precondition(lambda self: self.running and self.state.live)
         @rule(data=st.data(), v=VALUES)
         def set(self, data: st.DataObject, v: int) -> None:
             self.do(SetValue(self.pick_thread(data), self.pick_key(data), v))
 
-        @precondition(lambda self: self.state.live)
+        @precondition(lambda self: self.running and self.state.live)
         @rule(data=st.data())
         def get(self, data: st.DataObject) -> None:
             self.do(GetValue(self.pick_thread(data), self.pick_key(data)))
 
-        @precondition(lambda self: self.state.live and self.workers())
+        @precondition(lambda self: self.running and self.state.live and self.workers())
         @rule(data=st.data(), v=st.integers(1, 4))
         def populate(self, data: st.DataObject, v: int) -> None:
             """Give a thread a value for every live key (a bulk helper)."""
@@ -304,7 +335,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             for i, k in enumerate(self.own_keys()[:MAX_OWN_KEYS]):
                 self.do(SetValue(t, k, (v + i - 1) % 4 + 1))
 
-        @precondition(lambda self: self.state.live)
+        @precondition(lambda self: self.running and self.state.live)
         @rule(data=st.data())
         def observe(self, data: st.DataObject) -> None:
             """Read every live key in a thread (a bulk helper)."""
@@ -314,14 +345,70 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
 
         def exit_worthwhile(self) -> bool:
             """Exit threads once they hold values; the one with most destructor calls due goes first."""
-            return any(self.state.values[t] for t in self.workers())
+            return self.running and any(self.state.values[t] for t in self.workers())
 
         @precondition(lambda self: self.exit_worthwhile())
-        @rule(data=st.data())
-        def exit(self, data: st.DataObject) -> None:
-            self.do(Exit(self.pick_thread(data, main=False)))
+        @rule(data=st.data(), how=st.sampled_from([RETURN, PTHREAD_EXIT]))
+        def exit(self, data: st.DataObject, how: str) -> None:
+            """A thread returns or calls pthread_exit (a return needs its cleanup handlers popped)."""
+            t = self.pick_thread(data, main=False)
+            if self.state.handlers(t) or not self.can("pthread_exit"):
+                how = PTHREAD_EXIT if self.can("pthread_exit") else RETURN
+                if self.state.handlers(t) and how == RETURN:
+                    return
+            self.do(Exit(t, how))
 
-        @precondition(lambda self: run.config.fill and self.on("fill") and not self.filled)
+        @precondition(lambda self: self.exit_worthwhile() and self.can("cancel"))
+        @rule(data=st.data(), asynchronous=st.booleans())
+        def cancel(self, data: st.DataObject, asynchronous: bool) -> None:
+            self.do(Cancel(self.pick_thread(data, main=False), asynchronous))
+
+        @precondition(lambda self: self.running and self.can("cancel"))
+        @rule(data=st.data())
+        def push(self, data: st.DataObject) -> None:
+            t = self.pick_thread(data)
+            if len(self.state.handlers(t)) < MAX_HANDLERS:
+                self.do(Push(t, data.draw(st.integers(1, 9), label="handler")))
+
+        @precondition(lambda self: self.running and self.state.cleanup)
+        @rule(data=st.data(), execute=st.booleans())
+        def pop(self, data: st.DataObject, execute: bool) -> None:
+            self.do(Pop(data.draw(st.sampled_from(sorted(self.state.cleanup)), label="thread"), execute))
+
+        @precondition(
+            lambda self: (
+                self.running
+                and MAIN_THREAD in self.state.values
+                and self.state.values[MAIN_THREAD]
+                and self.can("main-exit")
+            )
+        )
+        @rule()
+        def main_exit(self) -> None:
+            """The main thread calls pthread_exit (the process goes on while other threads run)."""
+            self.do(Exit(MAIN_THREAD, PTHREAD_EXIT))
+
+        @precondition(lambda self: self.running and len(self.state.values) > 1 and self.can("fork"))
+        @rule(data=st.data(), now=RARELY)
+        def fork(self, data: st.DataObject, now: bool) -> None:
+            """Fork from a thread with values; the trace goes on in the child."""
+            if now:
+                self.do(Fork(self.pick_thread(data)))
+
+        @precondition(lambda self: self.running and self.state.live and self.can("end"))
+        @rule(how=st.sampled_from(["exit", "return"]), now=RARELY)
+        def end(self, how: str, now: bool) -> None:
+            """End the process (rarely: nothing can follow)."""
+            main = self.state.values.get(MAIN_THREAD) is not None
+            if now and (how == "exit" or (main and not self.state.handlers(MAIN_THREAD))):
+                self.do(End(how))
+
+        @precondition(lambda self: not self.running)
+        @rule()
+        def ended(self) -> None:
+            """Nothing is left to do once the process has ended."""
+
+        @precondition(lambda self: self.running and run.config.fill and self.on("fill") and not self.filled)
         @rule()
         def fill(self) -> None:
             before = set(self.state.live)
@@ -367,7 +454,7 @@ def fuzz(
     on_example: Callable[[Stats], None] | None = None,
 ) -> FuzzResult:
     """Fuzz ``impl`` against the model; a failure comes back shrunk to a minimal trace."""
-    run = _Run(impl, params, config, on_example=on_example)
+    run = _Run(impl, params, config, features=impl.facts.features, on_example=on_example)
     machine = _machine(run)
     opts = settings(
         max_examples=config.examples,

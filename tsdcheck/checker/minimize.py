@@ -14,11 +14,12 @@ from dataclasses import replace
 from tsdcheck.checker.oracle import Kind, Oracle, Verdict
 from tsdcheck.drivers.base import Implementation
 from tsdcheck.model.ops import (
+    MAIN_THREAD,
     OK,
     Create,
     Delete,
     DeleteKey,
-    Exit,
+    End,
     Exited,
     Filled,
     GetValue,
@@ -26,11 +27,12 @@ from tsdcheck.model.ops import (
     NewSeen,
     Obs,
     Op,
+    Pop,
     SetKey,
     SetValue,
     Spawn,
 )
-from tsdcheck.model.state import Params
+from tsdcheck.model.state import Params, State
 from tsdcheck.properties.predicates import violations
 
 UNUSED_KEY = 1 << 30
@@ -69,6 +71,21 @@ def _implicit_keys(obs: Obs | None, first: int) -> list[int]:
     return []
 
 
+def _runnable(state: State, op: Op) -> bool:
+    """Whether ``op`` is well formed in ``state``: its thread runs (or is new, for spawn), a pop
+    has a handler to pop, and the process has not ended."""
+    if state.ended:
+        return False
+    thread = getattr(op, "thread", None)
+    if isinstance(op, Spawn):
+        return thread not in state.values and thread not in state.finished
+    if thread is not None and thread not in state.values:
+        return False
+    if isinstance(op, Pop):
+        return bool(state.handlers(op.thread))
+    return not (isinstance(op, End) and op.how == "return" and MAIN_THREAD not in state.values)
+
+
 def run_renamed(
     impl: Implementation, steps: list[tuple[Op, Obs]], params: Params
 ) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
@@ -79,7 +96,6 @@ def run_renamed(
     """
     oracle = Oracle(params)
     keys: dict[int, int] = {}
-    threads = {0}
     trace: list[tuple[Op, Obs]] = []
     session = impl.session()
     try:
@@ -87,12 +103,8 @@ def run_renamed(
             if isinstance(op, Create):
                 keys[op.key] = oracle.states[0].next_key
                 op = _rename_program(op, keys[op.key], keys)
-            if isinstance(op, (SetValue, GetValue, Exit)) and op.thread not in threads:
+            if not _runnable(oracle.states[0], op):
                 return None
-            if isinstance(op, Spawn):
-                threads.add(op.thread)
-            if isinstance(op, Exit):
-                threads.discard(op.thread)
             renamed = _rename(op, keys)
             if renamed is None or (
                 isinstance(renamed, (Delete, SetValue, GetValue)) and renamed.key not in oracle.states[0].live

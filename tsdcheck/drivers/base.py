@@ -10,7 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from tsdcheck.model.ops import Obs, Op
+from tsdcheck.model.ops import (
+    MAIN_THREAD,
+    PTHREAD_EXIT,
+    Cancel,
+    CancelSelf,
+    Create,
+    End,
+    Exit,
+    Fork,
+    Obs,
+    Op,
+    Pop,
+    Push,
+    Spawn,
+)
 
 
 class EnvironmentProblem(Exception):
@@ -31,11 +45,33 @@ class Facts:
     """``sysconf(_SC_THREAD_DESTRUCTOR_ITERATIONS)`` (or the API's own constant)."""
     keys_held: int = 0
     """Keys the runtime itself holds before the program creates any."""
+    features: frozenset[str] = frozenset({"pthread_exit", "main-exit", "cancel", "detached", "fork", "end"})
+    """Thread operations the implementation's driver can run (C11 has no cancellation, ...)."""
 
     @property
     def keys_limit(self) -> int:
         """How many keys a program can create."""
         return self.keys_max - self.keys_held
+
+
+def needs(op: Op) -> str | None:
+    """The thread feature (see ``Facts.features``) an operation needs, if any."""
+    match op:
+        case Push() | Pop() | Cancel():
+            return "cancel"
+        case Create(_, dtor) if any(isinstance(i, CancelSelf) for i in dtor or ()):
+            return "cancel"
+        case Exit(t) if t == MAIN_THREAD:
+            return "main-exit"
+        case Exit(_, how) if how == PTHREAD_EXIT:
+            return "pthread_exit"
+        case Spawn(_, True):
+            return "detached"
+        case Fork():
+            return "fork"
+        case End():
+            return "end"
+    return None
 
 
 class Session(Protocol):

@@ -15,12 +15,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from tsdcheck.drivers.base import EnvironmentProblem, Facts
+from tsdcheck.drivers.base import EnvironmentProblem, Facts, needs
 from tsdcheck.drivers.compile import build
 from tsdcheck.model.ops import (
+    RETURN,
     Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
     Code,
     Crash,
     Create,
@@ -29,22 +33,29 @@ from tsdcheck.model.ops import (
     DeleteKey,
     DeleteSeen,
     Effect,
+    End,
+    Ended,
     Exit,
     Exited,
     Fill,
     Filled,
     Foreign,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
     Got,
+    HandlerRun,
     Hang,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Pop,
     Program,
     Ptr,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -52,6 +63,7 @@ from tsdcheck.model.ops import (
     SetValue,
     Spawn,
 )
+from tsdcheck.model.text import fmt_op
 
 SOURCE = "tsd_driver.c"
 MAX_CALLS = 10_000
@@ -86,6 +98,8 @@ def _value(tok: str) -> Ptr:
 
 
 def _effect(tok: str) -> Effect:
+    if tok.startswith("cancel="):
+        return CancelSeen(tok == "cancel=acted")
     head, _, rc = tok.partition("=")
     kind, key = head[0], head[1:]
     if kind == "g":
@@ -123,13 +137,15 @@ def _program(p: Program | None) -> str:
                 words += ["d", str(k)]
             case NewKey(v):
                 words += ["n", str(v)]
+            case CancelSelf():
+                words.append("x")
     return " ".join(words)
 
 
 def _command(op: Op) -> str:
     match op:
-        case Spawn(t):
-            return f"S {t}"
+        case Spawn(t, detached):
+            return f"S {t} {int(detached)}"
         case Create(k, dtor):
             return f"C {k} {_program(dtor)}"
         case Delete(k):
@@ -138,23 +154,46 @@ def _command(op: Op) -> str:
             return f"T {t} {k} {v}"
         case GetValue(t, k):
             return f"G {t} {k}"
-        case Exit(t):
-            return f"X {t}"
+        case Exit(t, how):
+            return f"{'X' if how == RETURN else 'Y'} {t}"
+        case Cancel(t, asynchronous):
+            return f"Z {t} {int(asynchronous)}"
+        case Push(t, h):
+            return f"U {t} {h}"
+        case Pop(t, execute):
+            return f"O {t} {int(execute)}"
+        case Fork(t):
+            return f"K {t}"
+        case End(how):
+            return f"E {how[0]}"
         case Fill():
             return "F"
     raise TypeError(op)
 
 
-def _reply(op: Op, line: str, calls: tuple[Call, ...]) -> Obs:
+FEATURES = {"x": "pthread_exit", "m": "main-exit", "c": "cancel", "d": "detached", "f": "fork", "e": "end"}
+"""The thread operations the driver's API layer announces, by the letters of its greeting."""
+
+
+def _status(line: str) -> str:
+    """The process status from the server's ``W`` line: an exit code, or a signal's name."""
+    _, how, code = line.split()
+    return signal.Signals(int(code)).name if how == "s" else code
+
+
+def _reply(op: Op, line: str, calls: tuple[Call, ...], handlers: tuple[HandlerRun, ...]) -> Obs:
     kind, *words = line.split()
+    if isinstance(op, (Exit, Cancel)):
+        status = None if len(words) < 2 or words[1] == "-" else words[1]
+        return Exited(calls, handlers, status)
+    if isinstance(op, Pop):
+        return Ran(tuple(r.handler for r in handlers), calls)
     if kind == "V":
         return Got(_value(words[0]), calls)
     if kind == "K":
         return Created(words[0], int(words[1]) if len(words) > 1 else None, calls)
     if kind == "F":
         return Filled(tuple(int(w) for w in words[2:]), words[0], calls)
-    if isinstance(op, Exit):
-        return Exited(calls)
     return Code(words[0], calls)
 
 
@@ -172,6 +211,12 @@ class CSession:
         """Start ``op`` without waiting for it: replies come back in order via ``receive``."""
         if self.dead is not None:
             return
+        feature = needs(op)
+        if feature is not None and feature not in self.driver.facts.features:
+            raise EnvironmentProblem(
+                f"the {self.driver.name} driver cannot run '{fmt_op(op)}': its API has no {feature} "
+                f"(it offers: {', '.join(sorted(self.driver.facts.features)) or 'none'})"
+            )
         assert self.driver._server is not None and self.driver._server.stdin is not None
         try:
             self.driver._server.stdin.write((_command(op) + "\n").encode())
@@ -186,6 +231,7 @@ class CSession:
         lines = self.driver._lines
         assert lines is not None
         calls: list[Call] = []
+        handlers: list[HandlerRun] = []
         deadline = time.monotonic() + self.driver.timeout
         while True:
             try:
@@ -198,22 +244,49 @@ class CSession:
                 return self.dead
             if line.startswith("c "):
                 calls.append(_call(line))
+            elif line.startswith("h "):
+                handlers.append(HandlerRun(int(line.split()[1]), len(calls)))
             elif line.startswith("W "):
-                return self._died(tuple(calls), line)
+                return self._ended(op, line, tuple(calls), tuple(handlers))
             elif line.startswith("E "):
                 self._kill()
                 raise EnvironmentProblem(f"the C driver gave up: {line[2:]}")
             else:
-                return _reply(op, line, tuple(calls))
+                obs = _reply(op, line, tuple(calls), tuple(handlers))
+                if line.endswith(" last"):  # the process ends with this thread: its status follows
+                    obs = self._last(obs)
+                return obs
+
+    def _ended(self, op: Op, line: str, calls: tuple[Call, ...], handlers: tuple[HandlerRun, ...]) -> Obs:
+        """The case's process ended during ``op``: expected for ``end``, a finding otherwise."""
+        self.pid = 0
+        if isinstance(op, End):
+            self.dead = Ended(_status(line), calls, handlers)
+        elif isinstance(op, (Exit, Cancel)) and not _status(line).startswith("SIG"):
+            self.dead = Exited(calls, handlers, None, _status(line))
+        else:
+            return self._died(calls, line)
+        return self.dead
+
+    def _last(self, obs: Obs) -> Obs:
+        """After the last thread's reply: wait for the process's end and record its status."""
+        assert self.driver._lines is not None and isinstance(obs, Exited)
+        line = self.driver._lines.read(time.monotonic() + self.driver.timeout)
+        if line is None or not line.startswith("W "):
+            self._kill()
+            self.dead = Hang(obs.calls)
+            return self.dead
+        self.pid = 0
+        self.dead = replace(obs, ended=_status(line))
+        return self.dead
 
     def _died(self, calls: tuple[Call, ...], status: str | None = None) -> Obs:
         if status is None:
             self.driver._reset()
             self.dead = Crash("server died", calls)
             return self.dead
-        _, how, code = status.split()
-        name = signal.Signals(int(code)).name if how == "s" else f"exit {code}"
-        self.dead = Crash(name, calls)
+        code = _status(status)
+        self.dead = Crash(code if code.startswith("SIG") else f"exit {code}", calls)
         self.pid = 0
         return self.dead
 
@@ -221,7 +294,7 @@ class CSession:
         """Kill the child and wait for the server's report of it."""
         if self.pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+                os.killpg(self.pid, signal.SIGKILL)  # the case and any child it forked
             self.driver._await_child()
             self.pid = 0
 
@@ -288,8 +361,9 @@ class CDriver:
         if hello is None or not hello.startswith("H ") or problem:
             self._reset()
             raise EnvironmentProblem(f"the {self.name} driver did not start: {problem or hello or 'no answer'}")
-        _, keys_max, iterations = hello.split()
-        self._facts = Facts(self.name, int(keys_max), int(iterations), self.keys_held)
+        _, keys_max, iterations, letters = hello.split()
+        features = frozenset(FEATURES[c] for c in letters)
+        self._facts = Facts(self.name, int(keys_max), int(iterations), self.keys_held, features)
 
     def _loader_complaint(self) -> str | None:
         """What the dynamic loader said on stderr at start-up (a preload it could not load)."""

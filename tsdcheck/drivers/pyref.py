@@ -17,7 +17,11 @@ from tsdcheck.model.ops import (
     NEW_KEY_PROGRAM,
     NULL,
     OK,
+    PTHREAD_EXIT,
     Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
     Code,
     Create,
     Created,
@@ -25,20 +29,27 @@ from tsdcheck.model.ops import (
     DeleteKey,
     DeleteSeen,
     Effect,
+    End,
+    Ended,
     Exit,
     Exited,
     Fill,
     Filled,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
     Got,
+    HandlerRun,
     Hang,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Pop,
     Program,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -67,6 +78,9 @@ BUGS = {
     "leftovers": "a new thread inherits the values of the last thread that exited",
     "stale-arg": "the destructor receives the value held at the start of the pass",
     "dup-key": "a deleted key's value is handed out again while the key is still live",
+    "cleanup-after-dtors": "cleanup handlers run after the destructors at pthread_exit or cancellation",
+    "exit-runs-dtors": "exit() runs the calling thread's destructors",
+    "main-exit-ends-process": "pthread_exit in the main thread ends the process at once (no destructors)",
 }
 
 
@@ -98,6 +112,9 @@ class _Thread:
     data: dict[int, tuple[int, int]] = field(default_factory=dict)
     """slot -> (seq when set, value)."""
     calls: dict[int, int] = field(default_factory=dict)
+    cleanup: list[int] = field(default_factory=list)
+    """Cleanup handlers pushed, oldest first."""
+    detached: bool = False
 
 
 class PyRefSession:
@@ -232,6 +249,8 @@ class PyRefSession:
                 case DeleteKey(k2) if n == 1 and k2 in self.slot_of:
                     rc, _ = self.key_delete(self.slot_of.pop(k2), t)
                     effects.append(DeleteSeen(k2, rc))
+                case CancelSelf() if n == 1:
+                    effects.append(CancelSeen(False))  # cancellation is disabled while the thread exits
                 case NewKey(v) if n == 1:
                     k_new = self.next_key
                     self.next_key += 1
@@ -244,9 +263,9 @@ class PyRefSession:
 
     def run(self, op: Op) -> Obs:
         match op:
-            case Spawn(t):
+            case Spawn(t, detached):
                 inherited = self.leftover if self.b.bug == "leftovers" and self.leftover else None
-                self.threads[t] = _Thread(dict(inherited.data) if inherited else {})
+                self.threads[t] = _Thread(dict(inherited.data) if inherited else {}, detached=detached)
                 return Code(OK)
             case Create(k, dtor):
                 self.next_key = k + 1
@@ -272,11 +291,36 @@ class PyRefSession:
                     self.slot_of[k] = raw
                     raws.append(raw)
                 return Filled(tuple(raws), OK)
-            case Exit(t):
-                made = self.thread_exit(t)
-                del self.threads[t]
-                return Hang() if made is None else Exited(made)
+            case Exit(t, how) if t == 0 and how == PTHREAD_EXIT and self.b.bug == "main-exit-ends-process":
+                return Exited((), ended="0")
+            case Exit(t) | Cancel(t):
+                return self.terminate(t, canceled=isinstance(op, Cancel))
+            case Push(t, h):
+                self.threads[t].cleanup.append(h)
+                return Code(OK)
+            case Pop(t, execute):
+                h = self.threads[t].cleanup.pop()
+                return Ran((h,) if execute else ())
+            case Fork(t):
+                self.threads = {t: self.threads[t]}
+                return Code(OK)
+            case End():
+                made = self.thread_exit(0) if self.b.bug == "exit-runs-dtors" and 0 in self.threads else ()
+                return Ended("0", made or ())
         raise TypeError(op)
+
+    def terminate(self, t: int, canceled: bool) -> Obs:
+        """pthread_exit, return or cancellation: cleanup handlers, most recent first, then destructors."""
+        th = self.threads[t]
+        handlers = [HandlerRun(h) for h in reversed(th.cleanup)]
+        made = self.thread_exit(t)
+        if made is None:
+            return Hang()
+        if self.b.bug == "cleanup-after-dtors":
+            handlers = [HandlerRun(r.handler, len(made)) for r in handlers]
+        del self.threads[t]
+        status = None if th.detached else "canceled" if canceled else "returned"
+        return Exited(made, tuple(handlers), status, None if self.threads else "0")
 
     def close(self) -> None:
         pass

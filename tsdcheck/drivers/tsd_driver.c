@@ -14,15 +14,27 @@
  *   D k                 delete k                         -> R rc
  *   T t k v             set k to v in thread t           -> R rc
  *   G t k               get k in thread t                -> V value
- *   X t                 thread t returns                 -> R rc (after its calls)
+ *   S t d               spawn thread t (d=1: detached)   -> R rc
+ *   X t | Y t           t returns | calls pthread_exit   -> R rc status [last]
+ *   Z t a               cancel t (a=1: asynchronously)   -> R rc status [last]
+ *                       status: returned | canceled | - (detached: observed without a join);
+ *                       "last": no thread is left, so the process now ends (the server says W)
+ *   U t h | O t e       t pushes cleanup handler h | pops one (e=1: runs it) -> R 0
+ *   K t                 t forks; the case goes on in the child, whose one thread is t -> R rc
+ *   E x | E r           exit(0) | return from main (the server then says W)
  *   F                   create keys until refused        -> F rc count raw...
  *   Q                   end the case
- * Every destructor call is reported as it happens, before the reply of the operation during
- * which it ran:  c key arg effect...   (effects: g=val r=rc s<k>=rc d<k>=rc n<k>=rc:raw)
+ * Destructor calls and cleanup handlers are reported as they happen, before the reply of the
+ * operation during which they ran:  c key arg effect...   (effects: g=val r=rc s<k>=rc
+ * d<k>=rc n<k>=rc:raw cancel=returned|acted)   and   h handler.
  * A value is its index (0 = NULL) or ?0x<address> for a pointer the trace never stored.
+ * The greeting "H keys_max iterations features" lists the thread operations the API layer has:
+ * x pthread_exit, m the main thread's exit, c cancellation and cleanup handlers, d detached
+ * threads, f fork, e process end.
  */
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +52,7 @@
  * PTH_KEY_MAX and PTH_DESTRUCTOR_ITERATIONS as the limits.  The locks only sequence the
  * driver: pthread ones, except under Pth, where only Pth's own may block. */
 static void *worker_main(void *arg);
+#define MAX_THREADS_API 64
 #ifdef TSD_PTH
 #include <pth.h>
 typedef pth_key_t key_type;
@@ -56,7 +69,20 @@ static int thread_start(pth_t *t, void *arg) {
     *t = pth_spawn(PTH_ATTR_DEFAULT, worker_main, arg);
     return *t ? 0 : errno;
 }
-static int thread_join(pth_t t) { return pth_join(t, NULL) ? 0 : errno; }
+static int thread_join(pth_t t, int *canceled) {
+    void *ret = NULL;
+    int rc = pth_join(t, &ret) ? 0 : errno;
+    *canceled = ret == PTH_CANCELED;
+    return rc;
+}
+static void thread_exit(void) { pth_exit(NULL); }
+static pth_t thread_self(void) { return pth_self(); }
+static int thread_start_fn(pth_t *t, void *(*fn)(void *), void *arg) {
+    *t = pth_spawn(PTH_ATTR_DEFAULT, fn, arg);
+    return *t ? 0 : errno;
+}
+static int thread_detach(pth_t t) { (void)t; return ENOSYS; }
+#define FEATURES "x"
 static void lock_acquire(pth_mutex_t *m) { pth_mutex_acquire(m, FALSE, NULL); }
 static void lock_release(pth_mutex_t *m) { pth_mutex_release(m); }
 static void cond_init(pth_cond_t *c) { pth_cond_init(c); }
@@ -83,9 +109,32 @@ static int key_create(tss_t *k, void (*dtor)(void *)) { return tss_create(k, dto
 static int key_delete(tss_t k) { tss_delete(k); return 0; }
 static void *key_get(tss_t k) { return tss_get(k); }
 static int key_set(tss_t k, void *v) { return tss_set(k, v) == thrd_success ? 0 : EINVAL; }
-static int c11_start(void *arg) { worker_main(arg); return 0; }
-static int thread_start(thrd_t *t, void *arg) { return thrd_create(t, c11_start, arg) == thrd_success ? 0 : EAGAIN; }
-static int thread_join(thrd_t t) { return thrd_join(t, NULL) == thrd_success ? 0 : EINVAL; }
+struct c11_start_arg {
+    void *(*fn)(void *);
+    void *arg;
+};
+static struct c11_start_arg c11_args[MAX_THREADS_API];
+static int c11_start(void *p) {
+    struct c11_start_arg *a = p;
+    a->fn(a->arg);
+    return 0;
+}
+static int thread_start_fn(thrd_t *t, void *(*fn)(void *), void *arg) {
+    static int next;
+    struct c11_start_arg *a = &c11_args[next++ % MAX_THREADS_API];
+    a->fn = fn;
+    a->arg = arg;
+    return thrd_create(t, c11_start, a) == thrd_success ? 0 : EAGAIN;
+}
+static int thread_start(thrd_t *t, void *arg) { return thread_start_fn(t, worker_main, arg); }
+static int thread_join(thrd_t t, int *canceled) {
+    *canceled = 0;
+    return thrd_join(t, NULL) == thrd_success ? 0 : EINVAL;
+}
+static void thread_exit(void) { thrd_exit(0); }
+static thrd_t thread_self(void) { return thrd_current(); }
+static int thread_detach(thrd_t t) { return thrd_detach(t) == thrd_success ? 0 : EINVAL; }
+#define FEATURES "xdmfe"
 #else
 typedef pthread_key_t key_type;
 typedef pthread_t thread_type;
@@ -93,16 +142,28 @@ typedef pthread_t thread_type;
 #define key_delete pthread_key_delete
 #define key_get pthread_getspecific
 #define key_set pthread_setspecific
-static int thread_start(pthread_t *t, void *arg) { return pthread_create(t, NULL, worker_main, arg); }
-static int thread_join(pthread_t t) { return pthread_join(t, NULL); }
+static int thread_start_fn(pthread_t *t, void *(*fn)(void *), void *arg) { return pthread_create(t, NULL, fn, arg); }
+static int thread_start(pthread_t *t, void *arg) { return thread_start_fn(t, worker_main, arg); }
+static int thread_join(pthread_t t, int *canceled) {
+    void *ret = NULL;
+    int rc = pthread_join(t, &ret);
+    *canceled = ret == PTHREAD_CANCELED;
+    return rc;
+}
+static void thread_exit(void) { pthread_exit(NULL); }
+static pthread_t thread_self(void) { return pthread_self(); }
+static int thread_detach(pthread_t t) { return pthread_detach(t); }
+#define HAVE_CANCEL 1
+#define FEATURES "xmcdfe"
 #endif
 #endif
 
 #define MAX_NAMES 65536
 #define MAX_DTORS 256
-#define MAX_THREADS 64
+#define MAX_THREADS MAX_THREADS_API
 #define MAX_PROGRAM 8
 #define MAX_VALUES 256
+#define NO_THREAD (-1)
 
 struct instr {
     char op;
@@ -117,11 +178,15 @@ struct dtor_slot {
 
 struct worker {
     thread_type thread;
-    int running;
-    char cmd;  /* 'T' set, 'G' get, 'X' exit, 0 idle */
+    int running, detached;
+    char cmd; /* a command letter of the protocol; 0 idle */
     int key, value, done;
     int rc;
     void *got;
+    int holding;  /* holds `lock` (a cancellation acted on in cond_wait re-takes it) */
+    int pop_run;  /* execute flag of the pop that ends a push's scope */
+    volatile int spinning;
+    char task[96]; /* /proc/<pid>/task/<tid>/stat: gone (or a zombie) once the thread has terminated */
     cond_type wake;
     int calls[MAX_DTORS];
 };
@@ -132,7 +197,9 @@ static int next_name;
 static struct dtor_slot dtors[MAX_DTORS];
 static int ndtors;
 static struct worker workers[MAX_THREADS];
-static int current = 0; /* the logical thread running now: only one runs at a time */
+static int current = 0;     /* the logical thread running now: only one runs at a time */
+static int serving = 0;     /* the trace thread that serves the protocol (NO_THREAD: a helper) */
+static int threads_left = 1; /* trace threads running in this process */
 static char cells[MAX_VALUES];
 static mutex_type lock = MUTEX_INIT;
 static cond_type done_cond = COND_INIT;
@@ -165,6 +232,21 @@ static void put_value(FILE *out, const void *p) {
     else if (c > cells && c < cells + MAX_VALUES) fprintf(out, "%d", (int)(c - cells));
     else fprintf(out, "?%#lx", (unsigned long)(uintptr_t)p);
 }
+
+/* The driver's own output must not be where a pending cancellation is acted on (write is a
+ * cancellation point): cancellation is held off around it, and opened only where the trace
+ * asks for a cancellation point. */
+#ifdef HAVE_CANCEL
+static int hold_cancel(void) {
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    return old;
+}
+static void release_cancel(int old) { pthread_setcancelstate(old, NULL); }
+#else
+static int hold_cancel(void) { return 0; }
+static void release_cancel(int old) { (void)old; }
+#endif
 
 static void on_dtor(void (*self)(void *), void *arg);
 
@@ -205,7 +287,32 @@ static int new_slot(int name) {
     return ndtors++;
 }
 
+#ifdef HAVE_CANCEL
+/* Runs when a cancellation is acted on inside a destructor: the call never returns. */
+static void dtor_left(void *unused) {
+    (void)unused;
+    hold_cancel();
+    fputs("acted\n", stdout);
+    fflush(stdout);
+}
+
+/* The program instruction `cancel`: request cancellation of this thread, then reach a
+ * cancellation point with the state the implementation gave the destructor. */
+static void cancel_self(int outer) {
+    fputs(" cancel=", stdout);
+    fflush(stdout);
+    pthread_cleanup_push(dtor_left, NULL);
+    pthread_cancel(pthread_self());
+    release_cancel(outer);
+    pthread_testcancel();
+    hold_cancel();
+    pthread_cleanup_pop(0);
+    fputs("returned", stdout);
+}
+#endif
+
 static void on_dtor(void (*self)(void *), void *arg) {
+    int outer = hold_cancel();
     int slot = 0;
     while (trampolines[slot] != self) slot++;
     struct dtor_slot *d = &dtors[slot];
@@ -245,33 +352,165 @@ static void on_dtor(void (*self)(void *), void *arg) {
                 else printf(" n%d=%s:-1", name, errname(rc));
             }
             break;
+#ifdef HAVE_CANCEL
+        case 'x':
+            if (n == 1) cancel_self(outer);
+            break;
+#endif
         }
     }
     putchar('\n');
     fflush(stdout);
+    release_cancel(outer);
+}
+
+#ifdef HAVE_CANCEL
+static void run_handler(void *h) {
+    int outer = hold_cancel();
+    printf("h %d\n", (int)(intptr_t)h);
+    fflush(stdout);
+    release_cancel(outer);
+}
+
+/* The outermost cleanup handler of a worker: a cancellation acted on in cond_wait re-takes
+ * the lock, which must not stay held by a dead thread. */
+static void drop_lock(void *arg) {
+    struct worker *w = arg;
+    if (w->holding) {
+        w->holding = 0;
+        lock_release(&lock);
+    }
+}
+
+#endif
+
+static void finish(struct worker *w) {
+    lock_acquire(&lock);
+    w->done = 1;
+    cond_signal(&done_cond);
+    lock_release(&lock);
+}
+
+static int serve_case(void);
+static void forked(int t);
+static void note_task(struct worker *w);
+static int serving_pop_run; /* execute flag of a pop by the serving thread */
+
+/* Serve commands handed to worker w; returns 1 when the thread should return from its start
+ * routine, 0 when a pop ends the current push's scope. */
+static int worker_loop(struct worker *w) {
+    for (;;) {
+        if (serving == w - workers) { /* in a child forked by this thread, which now serves */
+            int r = serve_case();
+            if (r == 2) return 1;
+            if (r != 0) _exit(0);
+            w->pop_run = serving_pop_run; /* a pop of a handler pushed before the fork */
+            return 0;
+        }
+        lock_acquire(&lock);
+        w->holding = 1;
+        while (!w->cmd) cond_wait(&w->wake, &lock);
+        char cmd = w->cmd;
+        w->cmd = 0;
+        w->holding = 0;
+        lock_release(&lock);
+        switch (cmd) {
+        case 'X':
+            w->pop_run = 0;
+            return 1;
+        case 'Y':
+            thread_exit();
+            break;
+        case 'O':
+            w->pop_run = w->value;
+            return 0;
+        case 'T':
+            w->rc = key_set(keys[w->key], value_ptr(w->value));
+            break;
+        case 'G':
+            w->got = key_get(keys[w->key]);
+            break;
+#ifdef HAVE_CANCEL
+        case 'U': {
+            int ret;
+            pthread_cleanup_push(run_handler, (void *)(intptr_t)w->value);
+            finish(w);
+            ret = worker_loop(w);
+            pthread_cleanup_pop(w->pop_run);
+            if (ret) return ret;
+            if (serving == w - workers) {
+                printf("R 0\n");
+                fflush(stdout);
+                continue;
+            }
+            break;
+        }
+        case 'A':
+            pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL);
+            w->spinning = 1;
+            for (;;) {
+            }
+#endif
+        case 'K': {
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid == 0) {
+                forked((int)(w - workers));
+                continue; /* serve from here */
+            }
+            w->rc = pid < 0 ? errno : 0;
+            if (pid > 0) {
+                int status = 0;
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+                if (WIFSIGNALED(status)) {
+                    signal(WTERMSIG(status), SIG_DFL);
+                    raise(WTERMSIG(status));
+                }
+                _exit(WEXITSTATUS(status));
+            }
+            break;
+        }
+        }
+        finish(w);
+    }
+}
+
+/* Where the kernel shows the calling thread, to see it end without joining it. */
+static void note_task(struct worker *w) {
+    char link[80];
+    ssize_t n = readlink("/proc/thread-self", link, sizeof link - 1);
+    link[n > 0 ? n : 0] = 0;
+    snprintf(w->task, sizeof w->task, "/proc/%s/stat", link);
+}
+
+/* Whether the thread has terminated: its task is gone, or (the main thread) a zombie. */
+static int terminated(const struct worker *w) {
+    char buf[512];
+    FILE *f = fopen(w->task, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *end = strrchr(buf, ')');
+    return !end || end[1] == 0 || end[2] == 'Z' || end[2] == 'X';
 }
 
 static void *worker_main(void *arg) {
     struct worker *w = arg;
-    lock_acquire(&lock);
-    for (;;) {
-        while (!w->cmd) cond_wait(&w->wake, &lock);
-        char cmd = w->cmd;
-        w->cmd = 0;
-        if (cmd == 'X') break;
-        lock_release(&lock);
-        if (cmd == 'T') w->rc = key_set(keys[w->key], value_ptr(w->value));
-        else w->got = key_get(keys[w->key]);
-        lock_acquire(&lock);
-        w->done = 1;
-        cond_signal(&done_cond);
-    }
-    lock_release(&lock);
+    note_task(w);
+    finish(w); /* started: the spawner may go on */
+#ifdef HAVE_CANCEL
+    pthread_cleanup_push(drop_lock, w);
+    worker_loop(w);
+    pthread_cleanup_pop(0);
+#else
+    worker_loop(w);
+#endif
     return NULL; /* the destructors run now, in this thread */
 }
 
-/* Hand one command to worker t and wait for it (the calling thread is t0). */
-static void hand(int t, char cmd, int key, int value) {
+/* Hand one command to worker t; wait for it unless the worker ends with it. */
+static void signal_worker(int t, char cmd, int key, int value) {
     struct worker *w = &workers[t];
     lock_acquire(&lock);
     w->key = key;
@@ -280,14 +519,85 @@ static void hand(int t, char cmd, int key, int value) {
     w->cmd = cmd;
     current = t;
     cond_signal(&w->wake);
-    while (!w->done) cond_wait(&done_cond, &lock);
-    current = 0;
     lock_release(&lock);
 }
 
-static int thread_ok(int t) { return t > 0 && t < MAX_THREADS && workers[t].running; }
+static void await_worker(int t) {
+    lock_acquire(&lock);
+    while (!workers[t].done) cond_wait(&done_cond, &lock);
+    current = serving < 0 ? 0 : serving;
+    lock_release(&lock);
+}
 
-static void serve_case(void) {
+static void hand(int t, char cmd, int key, int value) {
+    signal_worker(t, cmd, key, value);
+    await_worker(t);
+}
+
+static int thread_ok(int t) { return t >= 0 && t < MAX_THREADS && workers[t].running; }
+
+/* The child of a fork by trace thread t: t is its one thread, and it serves the protocol. */
+static void forked(int t) {
+    mutex_type fresh = MUTEX_INIT;
+    cond_type fresh_cond = COND_INIT;
+    lock = fresh;
+    done_cond = fresh_cond;
+    for (int i = 0; i < MAX_THREADS; i++)
+        if (i != t) workers[i].running = 0;
+    serving = current = t;
+    threads_left = 1;
+    note_task(&workers[t]); /* its kernel task is a new one */
+    printf("R 0\n");
+    fflush(stdout);
+}
+
+/* Wait until trace thread t has terminated and report it: join it, or for a detached thread
+ * watch its kernel task disappear. */
+static void reap(int t) {
+    struct worker *w = &workers[t];
+    const char *status = "-";
+    int rc = 0, canceled = 0;
+    if (w->detached || t == 0) { /* the main thread cannot be joined everywhere (musl) */
+        while (!terminated(w)) sched_yield();
+    } else {
+        rc = thread_join(w->thread, &canceled);
+        status = canceled ? "canceled" : "returned";
+    }
+    w->running = 0;
+    threads_left--;
+    printf("R %s %s%s\n", errname(rc), status, threads_left ? "" : " last");
+    fflush(stdout);
+    if (!threads_left) exit(0); /* the helper is the driver's: the process ends with the last trace thread */
+}
+
+static void *helper_main(void *arg) {
+    int t = (int)(intptr_t)arg;
+    serving = NO_THREAD; /* `current` stays t: its destructors may still be running */
+    reap(t);
+    serve_case();
+    _exit(0);
+}
+
+/* The serving thread t ends (how: 'X' return, 'Y' pthread_exit, 'Z' cancel): a helper takes
+ * over the protocol and reports t's end.  Returns only for 'X', to unwind to t's start. */
+static int serving_thread_ends(int t, char how) {
+    thread_type helper;
+    workers[t].thread = thread_self();
+    if (thread_start_fn(&helper, helper_main, (void *)(intptr_t)t)) fail("could not start a helper thread");
+    if (how == 'X') return 2;
+#ifdef HAVE_CANCEL
+    if (how == 'Z') {
+        pthread_cancel(pthread_self());
+        pthread_testcancel();
+    }
+#endif
+    thread_exit();
+    return 0;
+}
+
+/* Serve one test case; returns 1 to return from main, 2 to return from a forked worker's start
+ * routine, 0 when a pop ends the serving thread's current push scope. */
+static int serve_case(void) {
     char line[4096];
     while (fgets(line, sizeof line, stdin)) {
         char *p = line;
@@ -296,14 +606,21 @@ static void serve_case(void) {
         unsigned long raw = 0;
         switch (op) {
         case 'S':
-            sscanf(p, "%d", &a);
-            if (a <= 0 || a >= MAX_THREADS) fail("thread name out of range");
+            sscanf(p, "%d %d", &a, &b);
+            if (a <= 0 || a >= MAX_THREADS || workers[a].running) fail("thread name out of range");
             cond_init(&workers[a].wake);
             memset(workers[a].calls, 0, sizeof workers[a].calls);
             workers[a].running = 1;
-            b = thread_start(&workers[a].thread, &workers[a]);
-            if (b) workers[a].running = 0;
-            printf("R %s\n", errname(b));
+            workers[a].detached = b;
+            workers[a].done = 0;
+            c = thread_start(&workers[a].thread, &workers[a]);
+            if (c) workers[a].running = 0;
+            else {
+                await_worker(a);
+                threads_left++;
+                if (b) c = thread_detach(workers[a].thread);
+            }
+            printf("R %s\n", errname(c));
             break;
         case 'C': {
             int n, used;
@@ -340,8 +657,8 @@ static void serve_case(void) {
         case 'T':
         case 'G':
             sscanf(p, "%d %d %d", &a, &b, &c);
-            if (b >= MAX_NAMES || (a != 0 && !thread_ok(a))) fail("bad thread or key");
-            if (a == 0) {
+            if (b >= MAX_NAMES || (a != serving && !thread_ok(a))) fail("bad thread or key");
+            if (a == serving) {
                 if (op == 'T') printf("R %s\n", errname(key_set(keys[b], value_ptr(c))));
                 else {
                     fputs("V ", stdout);
@@ -359,18 +676,92 @@ static void serve_case(void) {
             }
             break;
         case 'X':
-            sscanf(p, "%d", &a);
+        case 'Y':
+        case 'Z':
+            sscanf(p, "%d %d", &a, &b);
+            if (a == serving) {
+                fflush(stdout);
+                if (serving_thread_ends(a, op) == 2) return 2;
+                break;
+            }
             if (!thread_ok(a)) fail("bad thread");
-            lock_acquire(&lock);
-            workers[a].cmd = 'X';
-            current = a;
-            cond_signal(&workers[a].wake);
-            lock_release(&lock);
-            b = thread_join(workers[a].thread);
-            current = 0;
-            workers[a].running = 0;
-            printf("R %s\n", errname(b));
+            if (op == 'Z') {
+#ifdef HAVE_CANCEL
+                if (b) {
+                    signal_worker(a, 'A', 0, 0);
+                    while (!workers[a].spinning) sched_yield();
+                }
+                current = a;
+                pthread_cancel(workers[a].thread);
+#endif
+            } else {
+                signal_worker(a, op, 0, 0);
+            }
+            reap(a);
+            current = serving < 0 ? 0 : serving;
             break;
+#ifdef HAVE_CANCEL
+        case 'U':
+            sscanf(p, "%d %d", &a, &b);
+            if (a != serving) {
+                if (!thread_ok(a)) fail("bad thread");
+                hand(a, 'U', 0, b);
+                printf("R 0\n");
+                break;
+            }
+            printf("R 0\n");
+            fflush(stdout);
+            {
+                int ret;
+                pthread_cleanup_push(run_handler, (void *)(intptr_t)b);
+                ret = serve_case();
+                pthread_cleanup_pop(serving_pop_run);
+                if (ret) return ret;
+            }
+            printf("R 0\n");
+            break;
+        case 'O':
+            sscanf(p, "%d %d", &a, &b);
+            if (a == serving) {
+                serving_pop_run = b;
+                return 0;
+            }
+            if (!thread_ok(a)) fail("bad thread");
+            hand(a, 'O', 0, b);
+            printf("R 0\n");
+            break;
+#endif
+        case 'K':
+            sscanf(p, "%d", &a);
+            if (a != serving) {
+                if (!thread_ok(a)) fail("bad thread");
+                hand(a, 'K', 0, 0);
+                printf("R %s\n", errname(workers[a].rc)); /* only if fork failed */
+                break;
+            }
+            fflush(stdout);
+            {
+                pid_t pid = fork();
+                if (pid == 0) {
+                    forked(a);
+                    break;
+                }
+                if (pid < 0) {
+                    printf("R %s\n", errname(errno));
+                    break;
+                }
+                int status = 0;
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+                if (WIFSIGNALED(status)) {
+                    signal(WTERMSIG(status), SIG_DFL);
+                    raise(WTERMSIG(status));
+                }
+                _exit(WEXITSTATUS(status));
+            }
+        case 'E':
+            fflush(stdout);
+            if (p[1] == 'r') return 1;
+            exit(0);
         case 'F': {
             long cap = (keys_max > 0 ? keys_max : 1024) * 4 + 64, count = 0;
             static unsigned long raws[MAX_NAMES];
@@ -416,7 +807,7 @@ int main(void) {
 #elif defined(PTHREAD_DESTRUCTOR_ITERATIONS)
     if (iterations < 0) iterations = PTHREAD_DESTRUCTOR_ITERATIONS;
 #endif
-    printf("H %ld %ld\n", keys_max, iterations);
+    printf("H %ld %ld %s\n", keys_max, iterations, FEATURES);
     fflush(stdout);
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
@@ -424,10 +815,13 @@ int main(void) {
         fflush(stdout);
         pid_t pid = fork();
         if (pid == 0) {
+            setpgid(0, 0); /* the checker kills the case with its forked children */
             api_init();
+            workers[0].running = 1;
+            note_task(&workers[0]);
             printf("P %ld\n", (long)getpid());
             fflush(stdout);
-            serve_case();
+            return serve_case() == 1 ? 0 : 3;
         }
         int status = 0;
         if (pid < 0) status = -1;

@@ -72,7 +72,16 @@ class NewKey:
     value: int
 
 
-Instr = GetOwn | Reset | SetKey | DeleteKey | NewKey
+@dataclass(frozen=True, slots=True)
+class CancelSelf:
+    """Request cancellation of the own thread, then reach a cancellation point (testcancel).
+
+    Inside a destructor the thread is already terminating: a cancellation that becomes
+    pending now must not start a second termination (see the ``no-cancel-in-exit`` property).
+    """
+
+
+Instr = GetOwn | Reset | SetKey | DeleteKey | NewKey | CancelSelf
 Program = tuple[Instr, ...]
 
 NEW_KEY_PROGRAM: Program = (GetOwn(),)
@@ -85,6 +94,8 @@ NEW_KEY_PROGRAM: Program = (GetOwn(),)
 @dataclass(frozen=True, slots=True)
 class Spawn:
     thread: int
+    detached: bool = False
+    """Created detached: it is never joined, and its end is observed without a join."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +124,55 @@ class GetValue:
     key: int
 
 
+RETURN, PTHREAD_EXIT = "return", "pthread_exit"
+
+
 @dataclass(frozen=True, slots=True)
 class Exit:
-    """The thread returns from its start routine, running the destructor loop."""
+    """The thread ends: it returns from its start routine, or calls ``pthread_exit`` (which
+    first pops and runs its cleanup handlers).  The main thread can only call pthread_exit."""
 
     thread: int
+    how: str = RETURN
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """``pthread_cancel`` of an idle thread, acted on at once: deferred (the thread waits at a
+    cancellation point) or asynchronous (the thread spins with asynchronous cancellation on)."""
+
+    thread: int
+    asynchronous: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """``pthread_cleanup_push`` of handler ``handler`` by ``thread``."""
+
+    thread: int
+    handler: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pop:
+    """``pthread_cleanup_pop(execute)`` by ``thread``: the most recent handler, run if ``execute``."""
+
+    thread: int
+    execute: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Fork:
+    """``fork`` by ``thread``; the trace goes on in the child, whose only thread is ``thread``."""
+
+    thread: int
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """The process ends: ``exit(0)`` by a running thread, or the main thread returns from main."""
+
+    how: str  # "exit" | "return"
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +180,7 @@ class Fill:
     """Create keys without destructors until the implementation refuses one."""
 
 
-Op = Spawn | Create | Delete | SetValue | GetValue | Exit | Fill
+Op = Spawn | Create | Delete | SetValue | GetValue | Exit | Fill | Cancel | Push | Pop | Fork | End
 
 
 # --- observations --------------------------------------------------------------------------
@@ -192,7 +247,14 @@ class NewSeen:
     raw: int | None = None
 
 
-Effect = GetSeen | ResetSeen | SetSeen | DeleteSeen | NewSeen
+@dataclass(frozen=True, slots=True)
+class CancelSeen:
+    """Whether the cancellation point acted on the pending request (the destructor did not return)."""
+
+    acted: bool
+
+
+Effect = GetSeen | ResetSeen | SetSeen | DeleteSeen | NewSeen | CancelSeen
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,8 +267,42 @@ class Call:
 
 
 @dataclass(frozen=True, slots=True)
+class HandlerRun:
+    """A cleanup handler ran, after ``after`` of the exit's destructor calls."""
+
+    handler: int
+    after: int = 0
+
+
+CANCELED, RETURNED = "canceled", "returned"
+
+
+@dataclass(frozen=True, slots=True)
 class Exited:
     calls: tuple[Call, ...]
+    handlers: tuple[HandlerRun, ...] = ()
+    status: str | None = None
+    """What joining the thread gave: ``canceled`` (PTHREAD_CANCELED) or ``returned`` (its own
+    value); None when not observed (a detached thread, or an older trace)."""
+    ended: str | None = None
+    """The process ended with this step, with this status (e.g. ``exit 0``); None: it goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ran:
+    """What ``pthread_cleanup_pop`` ran: the handlers called (none, or the popped one)."""
+
+    handlers: tuple[int, ...]
+    calls: tuple[Call, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The process ended: its status as the parent saw it, and any destructor calls made on the way."""
+
+    status: str
+    calls: tuple[Call, ...] = ()
+    handlers: tuple[HandlerRun, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +320,7 @@ class Crash:
     calls: tuple[Call, ...] = ()
 
 
-Obs = Code | Created | Got | Filled | Exited | Hang | Crash
+Obs = Code | Created | Got | Filled | Exited | Ran | Ended | Hang | Crash
 Failure = (Hang, Crash)
 
 

@@ -22,12 +22,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from tsdcheck.model.ops import (
+    CANCELED,
     EAGAIN,
     MAIN_THREAD,
     NEW_KEY_PROGRAM,
     NULL,
     OK,
+    RETURN,
+    RETURNED,
     Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
     Code,
     Crash,
     Create,
@@ -36,19 +42,26 @@ from tsdcheck.model.ops import (
     DeleteKey,
     DeleteSeen,
     Effect,
+    End,
+    Ended,
     Exit,
     Exited,
     Fill,
     Filled,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
     Got,
+    HandlerRun,
     Hang,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Pop,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -125,9 +138,13 @@ def _any_raw_problem(state: State, raws: set[int], params: Params) -> bool:
 
 def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
     """Judge one observed step from one state."""
+    if state.ended:
+        raise TraceError(f"{fmt_op(op)}: the process has already ended")
     if isinstance(obs, (Hang, Crash)):
         what = "did not finish (hang or runaway loop)" if isinstance(obs, Hang) else f"crashed ({obs.signal})"
         return _reject(f"the implementation {what}", "the operation returns")
+    if isinstance(op, End):
+        return _end(state, op, obs)
     stray = getattr(obs, "calls", ()) if not isinstance(obs, Exited) else ()
     if stray:
         name = fmt_op(op).split()[0]
@@ -137,10 +154,10 @@ def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
             "no destructor call",
         )
     match op:
-        case Spawn(t):
+        case Spawn(t, detached):
             if t == MAIN_THREAD or t in state.values or t in state.finished:
                 raise TraceError(f"spawn t{t}: thread names are used once, and t0 is the main thread")
-            return _expect(state.with_thread(t), obs, Code(OK), "spawn")
+            return _expect(state.with_thread(t, detached), obs, Code(OK), "spawn")
         case Create(k, dtor):
             return _create(state, k, dtor, obs, params)
         case Delete(k):
@@ -159,14 +176,94 @@ def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
             return _expect(state, obs, Got(state.value(t, k)), f"get t{t} k{k}")
         case Fill():
             return _fill(state, obs, params)
-        case Exit(t):
+        case Exit(t, how):
+            _check_thread(state, t)
+            if t == MAIN_THREAD and how == RETURN:
+                raise TraceError("exit t0: the main thread returns from main ('end return') or calls 'pthread_exit t0'")
+            if how == RETURN and state.handlers(t):
+                return Result(
+                    undefined=f"t{t} returns with cleanup handlers pushed (push and pop pair in one lexical scope)"
+                )
+            return _terminate(state, op, t, obs, params)
+        case Cancel(t):
             _check_thread(state, t)
             if t == MAIN_THREAD:
-                raise TraceError("exit t0: the main thread cannot exit in this trace language")
-            if not isinstance(obs, Exited):
-                return _reject(f"exit gave {_obs_text(obs)}", "a list of destructor calls")
-            return check_exit(state, t, obs.calls, params)
+                raise TraceError("cancel t0: the trace language cancels spawned threads only")
+            return _terminate(state, op, t, obs, params)
+        case Push(t, h):
+            _check_thread(state, t)
+            return _expect(state.with_handlers(t, (*state.handlers(t), h)), obs, Code(OK), f"push t{t} h{h}")
+        case Pop(t, execute):
+            _check_thread(state, t)
+            stack = state.handlers(t)
+            if not stack:
+                raise TraceError(f"pop t{t}: no cleanup handler is pushed")
+            want = Ran((stack[-1],) if execute else ())
+            return _expect(state.with_handlers(t, stack[:-1]), obs, want, fmt_op(op))
+        case Fork(t):
+            _check_thread(state, t)
+            return _expect(state.forked_by(t), obs, Code(OK), f"fork by t{t}")
     raise TypeError(op)
+
+
+def _end(state: State, op: End, obs: Obs) -> Result:
+    """The process ends: no cleanup handler and no destructor runs (POSIX _exit: "shall not
+    invoke their cancellation cleanup handlers or per-thread data destructors")."""
+    if op.how == "return":
+        if MAIN_THREAD not in state.values:
+            raise TraceError("end return: the main thread is not running (it cannot return from main)")
+        if state.handlers(MAIN_THREAD):
+            return Result(undefined="main returns with cleanup handlers pushed (push and pop pair in one scope)")
+    want = Ended("0")
+    if not isinstance(obs, Ended):
+        return _reject(f"{fmt_op(op)} gave {_obs_text(obs)}", _obs_text(want))
+    if obs.calls or obs.handlers:
+        ran = [fmt_call(c) for c in obs.calls] + [f"h{r.handler}" for r in obs.handlers]
+        return _reject(
+            f"the process ended by {'exit()' if op.how == 'exit' else 'returning from main'} and ran "
+            f"{', '.join(ran)}; threads ended by exit run no cleanup handler and no destructor",
+            _obs_text(want),
+        )
+    return _expect(state.with_end(), obs, want, fmt_op(op))
+
+
+def expected_handlers(state: State, thread: int) -> tuple[HandlerRun, ...]:
+    """Cleanup handlers a terminating thread runs: all it pushed, most recent first, before destructors."""
+    return tuple(HandlerRun(h) for h in reversed(state.handlers(thread)))
+
+
+def _terminate(state: State, op: Exit | Cancel, t: int, obs: Obs, params: Params) -> Result:
+    """pthread_exit, return or cancellation: cleanup handlers (LIFO), then the destructor loop."""
+    name = fmt_op(op)
+    if not isinstance(obs, Exited):
+        return _reject(f"{name} gave {_obs_text(obs)}", "a list of destructor calls")
+    want = expected_handlers(state, t)
+    if obs.handlers != want:
+        return _reject(
+            f"{name} ran cleanup handlers {_fmt_runs(obs.handlers)}; they run all, most recent first, "
+            "before any destructor",
+            _fmt_runs(want),
+        )
+    status = CANCELED if isinstance(op, Cancel) else RETURNED
+    if obs.status is not None and (t in state.detached or obs.status != status):
+        why = "a detached thread cannot be joined" if t in state.detached else f"joining it must give {status}"
+        return _reject(f"{name}: joining t{t} gave {obs.status}; {why}", status)
+    result = check_exit(state.with_handlers(t, ()), t, obs.calls, params)
+    if not result.accepted:
+        return result
+    others = sorted(set(state.values) - {t})
+    if obs.ended is not None and others:
+        running = ", ".join(f"t{o}" for o in others)
+        return _reject(
+            f"{name}: the process ended (status {obs.ended}) while {running} still run", "the process goes on"
+        )
+    if obs.ended not in (None, "0"):
+        return _reject(f"{name}: the last thread ended and the process exited with {obs.ended}", "exit status 0")
+    return result
+
+
+def _fmt_runs(runs: tuple[HandlerRun, ...]) -> str:
+    return ",".join(f"h{r.handler}" + (f"@{r.after}" if r.after else "") for r in runs) or "none"
 
 
 def _create(state: State, k: int, dtor: object, obs: Obs, params: Params) -> Result:
@@ -302,6 +399,8 @@ def run_program(
             case DeleteKey(k2) if n == 1 and k2 in state.live:
                 state = state.without_key(k2)
                 problem = expect(DeleteSeen(k2, OK))
+            case CancelSelf() if n == 1:
+                problem = expect(CancelSeen(False))
             case NewKey(v) if n == 1:
                 k_new = state.next_key
                 state = state.with_next_key(k_new + 1)
@@ -552,11 +651,21 @@ def exit_outcomes(
             stack.append((nxt, (*calls, Call(k, arg, effects))))
 
 
+def _exit_outcomes(state: State, op: Exit | Cancel, params: Params, limit: int) -> list[tuple[Obs, State]]:
+    """Allowed observations of a thread's end: its handlers, then each destructor-call sequence."""
+    t = op.thread
+    handlers = expected_handlers(state, t)
+    status = None if t in state.detached else CANCELED if isinstance(op, Cancel) else RETURNED
+    return [
+        (Exited(calls, handlers, status, "0" if after.ended else None), after)
+        for calls, after in exit_outcomes(state.with_handlers(t, ()), t, params, limit)
+    ]
+
+
 def some_outcome(state: State, op: Op, params: Params) -> tuple[Obs, State] | None:
     """One allowed outcome, without enumerating the (factorially many) exit orders."""
-    if isinstance(op, Exit):
-        calls, after = next(exit_outcomes(state, op.thread, params, limit=1))
-        return Exited(calls), after
+    if isinstance(op, (Exit, Cancel)):
+        return _exit_outcomes(state, op, params, limit=1)[0]
     allowed = outcomes(state, op, params)
     return allowed[0] if allowed else None
 
@@ -567,8 +676,17 @@ def outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
     Undefined behaviour has no outcomes here; ``step`` reports it.
     """
     match op:
-        case Exit(t):
-            return [(Exited(calls), s) for calls, s in exit_outcomes(state, t, params)]
+        case Exit() | Cancel():
+            return _exit_outcomes(state, op, params, limit=10_000)
+        case Push(t, h):
+            return [(Code(OK), state.with_handlers(t, (*state.handlers(t), h)))]
+        case Pop(t, execute) if state.handlers(t):
+            stack = state.handlers(t)
+            return [(Ran((stack[-1],) if execute else ()), state.with_handlers(t, stack[:-1]))]
+        case Fork(t):
+            return [(Code(OK), state.forked_by(t))]
+        case End():
+            return [(Ended("0"), state.with_end())]
         case Create(k, dtor):
             if len(state.live) >= params.keys_limit:
                 return [(Created(EAGAIN), state.with_next_key(k + 1))]
@@ -580,8 +698,8 @@ def outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
             return [(Filled((0,) * room, EAGAIN), state.with_next_key(first + room + 1))]
         case GetValue(t, k) if k in state.live:
             return [(Got(state.value(t, k)), state)]
-        case Spawn(t):
-            return [(Code(OK), state.with_thread(t))]
+        case Spawn(t, detached):
+            return [(Code(OK), state.with_thread(t, detached))]
         case Delete(k) if k in state.live:
             return [(Code(OK), state.without_key(k))]
         case SetValue(t, k, v) if k in state.live:

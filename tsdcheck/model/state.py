@@ -50,6 +50,12 @@ class State:
     """Every key value handed out so far (for key-reuse coverage and the DEC reading)."""
     by_raw: dict[int, int] = field(default_factory=dict)
     """Live keys by their value, to judge a new key's value in constant time."""
+    cleanup: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Cleanup handlers pushed and not popped, by thread (oldest first); threads without any are absent."""
+    detached: frozenset[int] = frozenset()
+    """Running threads created detached."""
+    ended: bool = False
+    """The process has ended (exit, return from main, or its last thread terminated)."""
 
     def _evolve(self, **changes: object) -> State:
         """A copy with ``changes``: ``dataclasses.replace`` without its per-call overhead (hot path)."""
@@ -65,6 +71,9 @@ class State:
             self.next_key,
             tuple(sorted((t, tuple(sorted(v.items()))) for t, v in self.values.items())),
             self.finished,
+            tuple(sorted(self.cleanup.items())),
+            self.detached,
+            self.ended,
         )
 
     def value(self, thread: int, key: int) -> int:
@@ -111,13 +120,46 @@ class State:
     def with_next_key(self, next_key: int) -> State:
         return self._evolve(next_key=next_key)
 
-    def with_thread(self, thread: int) -> State:
-        return self._evolve(values={**self.values, thread: {}})
+    def with_thread(self, thread: int, detached: bool = False) -> State:
+        """A new thread: NULL for every key, no cleanup handlers."""
+        return self._evolve(
+            values={**self.values, thread: {}}, detached=self.detached | {thread} if detached else self.detached
+        )
 
     def without_thread(self, thread: int) -> State:
+        """A thread terminated; the process ends with its last thread."""
         values = dict(self.values)
         del values[thread]
-        return self._evolve(values=values, finished=self.finished | {thread})
+        cleanup = {t: h for t, h in self.cleanup.items() if t != thread}
+        return self._evolve(
+            values=values,
+            finished=self.finished | {thread},
+            cleanup=cleanup,
+            detached=self.detached - {thread},
+            ended=not values,
+        )
+
+    def handlers(self, thread: int) -> tuple[int, ...]:
+        return self.cleanup.get(thread, ())
+
+    def with_handlers(self, thread: int, handlers: tuple[int, ...]) -> State:
+        cleanup = {t: h for t, h in self.cleanup.items() if t != thread}
+        if handlers:
+            cleanup[thread] = handlers
+        return self._evolve(cleanup=cleanup)
+
+    def forked_by(self, thread: int) -> State:
+        """The child of a fork by ``thread``: a replica of that thread only, keys and values kept."""
+        gone = frozenset(self.values) - {thread}
+        return self._evolve(
+            values={thread: self.values[thread]},
+            finished=self.finished | gone,
+            cleanup={t: h for t, h in self.cleanup.items() if t == thread},
+            detached=self.detached & {thread},
+        )
+
+    def with_end(self) -> State:
+        return self._evolve(ended=True)
 
     def has_dtor(self, key: int) -> bool:
         info = self.live.get(key)

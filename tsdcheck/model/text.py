@@ -23,7 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from tsdcheck.model.ops import (
+    PTHREAD_EXIT,
+    RETURN,
     Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
     Code,
     Crash,
     Create,
@@ -32,23 +37,30 @@ from tsdcheck.model.ops import (
     DeleteKey,
     DeleteSeen,
     Effect,
+    End,
+    Ended,
     Exit,
     Exited,
     Fill,
     Filled,
     Foreign,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
     Got,
+    HandlerRun,
     Hang,
     Instr,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Pop,
     Program,
     Ptr,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -93,6 +105,8 @@ def fmt_instr(i: Instr) -> str:
             return f"del k{key}"
         case NewKey(value):
             return f"new {fmt_value(value)}"
+        case CancelSelf():
+            return "cancel"
     raise TypeError(i)
 
 
@@ -102,8 +116,8 @@ def fmt_program(p: Program | None) -> str:
 
 def fmt_op(op: Op) -> str:
     match op:
-        case Spawn(t):
-            return f"spawn t{t}"
+        case Spawn(t, detached):
+            return f"spawn t{t}" + (" detached" if detached else "")
         case Create(k, dtor):
             return f"create k{k} dtor={fmt_program(dtor)}"
         case Delete(k):
@@ -112,8 +126,18 @@ def fmt_op(op: Op) -> str:
             return f"set t{t} k{k} {fmt_value(v)}"
         case GetValue(t, k):
             return f"get t{t} k{k}"
-        case Exit(t):
-            return f"exit t{t}"
+        case Exit(t, how):
+            return f"exit t{t}" if how == RETURN else f"pthread_exit t{t}"
+        case Cancel(t, asynchronous):
+            return f"cancel t{t}" + (" async" if asynchronous else "")
+        case Push(t, h):
+            return f"push t{t} h{h}"
+        case Pop(t, execute):
+            return f"pop t{t} {'run' if execute else 'skip'}"
+        case Fork(t):
+            return f"fork t{t}"
+        case End(how):
+            return f"end {how}"
         case Fill():
             return "fill"
     raise TypeError(op)
@@ -151,6 +175,8 @@ def fmt_effect(e: Effect) -> str:
             return f"del k{k}={rc}"
         case NewSeen(k, rc, raw):
             return f"new k{k}={rc}" + ("" if raw is None else f" key={raw}")
+        case CancelSeen(acted):
+            return f"cancel={'acted' if acted else 'returned'}"
     raise TypeError(e)
 
 
@@ -170,13 +196,27 @@ def fmt_obs(obs: Obs) -> list[str]:
             return _with_stray(fmt_value(v), calls)
         case Filled(raws, rc, calls):
             return _with_stray(f"{len(raws)} keys {rc} raw={fmt_raws(raws)}", calls)
-        case Exited(calls):
-            return [f"{len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
+        case Exited(calls, handlers, status, ended):
+            head = f"{len(calls)} calls" + _fmt_handlers(handlers)
+            head += "" if status is None else f" status={status}"
+            head += "" if ended is None else f" ended={ended}"
+            return [head, *("  " + fmt_call(c) for c in calls)]
+        case Ran(handlers, calls):
+            return _with_stray("ran " + (",".join(f"h{h}" for h in handlers) or "none"), calls)
+        case Ended(status, calls, handlers):
+            return _with_stray(f"status {status}" + _fmt_handlers(handlers), calls)
         case Hang(calls):
             return [f"HANG after {len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
         case Crash(sig, calls):
             return [f"CRASH {sig} after {len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
     raise TypeError(obs)
+
+
+def _fmt_handlers(handlers: tuple[HandlerRun, ...]) -> str:
+    """Cleanup handlers in the order they ran; ``h1@2`` ran after two destructor calls."""
+    if not handlers:
+        return ""
+    return " handlers=" + ",".join(f"h{r.handler}" + (f"@{r.after}" if r.after else "") for r in handlers)
 
 
 def _with_stray(head: str, calls: tuple[Call, ...]) -> list[str]:
@@ -202,7 +242,7 @@ def format_trace(steps: Iterable[tuple[Op, Obs | None]], meta: dict[str, str] | 
 
 # --- parsing -------------------------------------------------------------------------------
 
-_HANDLE = {"t": "thread", "k": "key", "v": "value"}
+_HANDLE = {"t": "thread", "k": "key", "v": "value", "h": "cleanup handler"}
 _HEX = re.compile(r"\?(0x[0-9a-fA-F]+)")
 _CALL = re.compile(r"k(\d+)\((\S+?)\)(?::\s*(.*))?$")
 
@@ -247,8 +287,11 @@ def _parse_instr(w: list[str]) -> Instr:
             return DeleteKey(_handle(k, "k"))
         case ["new", v]:
             return NewKey(_handle(v, "v"))
+        case ["cancel"]:
+            return CancelSelf()
     raise TraceSyntaxError(
-        f"unknown destructor instruction {' '.join(w)!r} (expected: get | reset vN xR | set kN vN | del kN | new vN)"
+        f"unknown destructor instruction {' '.join(w)!r} "
+        "(expected: get | reset vN xR | set kN vN | del kN | new vN | cancel)"
     )
 
 
@@ -257,6 +300,8 @@ def parse_op(text: str) -> Op:
     match w:
         case ["spawn", t]:
             return Spawn(_handle(t, "t"))
+        case ["spawn", t, "detached"]:
+            return Spawn(_handle(t, "t"), detached=True)
         case ["create", k, d] if d.startswith("dtor="):
             return Create(_handle(k, "k"), parse_program(d[5:]))
         case ["create", k, *rest] if rest and rest[0].startswith("dtor="):
@@ -269,9 +314,26 @@ def parse_op(text: str) -> Op:
             return GetValue(_handle(t, "t"), _handle(k, "k"))
         case ["exit", t]:
             return Exit(_handle(t, "t"))
+        case ["pthread_exit", t]:
+            return Exit(_handle(t, "t"), PTHREAD_EXIT)
+        case ["cancel", t]:
+            return Cancel(_handle(t, "t"))
+        case ["cancel", t, "async"]:
+            return Cancel(_handle(t, "t"), asynchronous=True)
+        case ["push", t, h]:
+            return Push(_handle(t, "t"), _handle(h, "h"))
+        case ["pop", t, ("run" | "skip") as how]:
+            return Pop(_handle(t, "t"), how == "run")
+        case ["fork", t]:
+            return Fork(_handle(t, "t"))
+        case ["end", ("exit" | "return") as how]:
+            return End(how)
         case ["fill"]:
             return Fill()
-    raise TraceSyntaxError(f"unknown operation {text.strip()!r} (expected spawn, create, delete, set, get, exit, fill)")
+    raise TraceSyntaxError(
+        f"unknown operation {text.strip()!r} (expected spawn, create, delete, set, get, exit, pthread_exit, "
+        "cancel, push, pop, fork, end, fill)"
+    )
 
 
 def _parse_raws(text: str) -> tuple[int, ...]:
@@ -296,6 +358,8 @@ def _parse_effects(text: str) -> tuple[Effect, ...]:
             effects.append(GetSeen(_ptr(tok[4:])))
         elif tok.startswith("reset="):
             effects.append(ResetSeen(_rc(tok[6:])))
+        elif tok in ("cancel=acted", "cancel=returned"):
+            effects.append(CancelSeen(tok == "cancel=acted"))
         elif tok in ("set", "del", "new") and i + 1 < len(w) and "=" in w[i + 1]:
             k, rc = w[i + 1].split("=", 1)
             key, rc = _handle(k, "k"), _rc(rc)
@@ -326,21 +390,22 @@ def parse_call(text: str) -> Call:
 def _parse_obs(op: Op, text: str) -> tuple[Obs, int]:
     """The observation, and how many continuation lines (destructor calls) follow."""
     stray = re.fullmatch(r"(.*?)\s+\+(\d+) calls", text)
-    if stray and not isinstance(op, Exit):
+    if stray and not isinstance(op, (Exit, Cancel)):
         obs, _ = _parse_obs(op, stray.group(1))
         return obs, int(stray.group(2))
     w = text.split()
-    if isinstance(op, Exit) or (w and w[0] in ("HANG", "CRASH")):
-        m = re.fullmatch(r"(\d+) calls|HANG after (\d+) calls|CRASH (\S+) after (\d+) calls", text)
+    if isinstance(op, (Exit, Cancel)) or (w and w[0] in ("HANG", "CRASH")):
+        m = re.fullmatch(r"(\d+) calls((?: \S+)*)|HANG after (\d+) calls|CRASH (\S+) after (\d+) calls", text)
         if not m:
             raise TraceSyntaxError(
-                f"expected 'N calls', 'HANG after N calls' or 'CRASH SIG after N calls', got {text!r}"
+                f"expected 'N calls [handlers=..] [status=..] [ended=..]', 'HANG after N calls' or "
+                f"'CRASH SIG after N calls', got {text!r}"
             )
         if m.group(1) is not None:
-            return Exited(()), int(m.group(1))
-        if m.group(2) is not None:
-            return Hang(()), int(m.group(2))
-        return Crash(m.group(3), ()), int(m.group(4))
+            return _exited(m.group(2).split()), int(m.group(1))
+        if m.group(3) is not None:
+            return Hang(()), int(m.group(3))
+        return Crash(m.group(4), ()), int(m.group(5))
     match op, w:
         case (Create(), [rc]):
             return Created(_rc(rc)), 0
@@ -353,9 +418,42 @@ def _parse_obs(op: Op, text: str) -> tuple[Obs, int]:
             if len(parsed) != int(n):
                 raise TraceSyntaxError(f"fill reports {n} keys but lists {len(parsed)}")
             return Filled(parsed, _rc(rc)), 0
-        case (Spawn() | Delete() | SetValue(), [rc]):
+        case (Spawn() | Delete() | SetValue() | Push() | Fork(), [rc]):
             return Code(_rc(rc)), 0
+        case (Pop(), ["ran", "none"]):
+            return Ran(()), 0
+        case (Pop(), ["ran", hs]):
+            return Ran(tuple(_handle(h, "h") for h in hs.split(","))), 0
+        case (End(), ["status", status, *rest]) if len(rest) <= 1:
+            handlers = _handlers(rest[0]) if rest else ()
+            return Ended(status, handlers=handlers), 0
     raise TraceSyntaxError(f"observation {text!r} does not fit operation {fmt_op(op)!r}")
+
+
+def _handlers(tok: str) -> tuple[HandlerRun, ...]:
+    if not tok.startswith("handlers="):
+        raise TraceSyntaxError(f"expected handlers=h1,h2, got {tok!r}")
+    runs = []
+    for part in tok[9:].split(","):
+        name, _, after = part.partition("@")
+        if after and not after.isdigit():
+            raise TraceSyntaxError(f"bad cleanup handler run {part!r} (expected hN or hN@CALLS)")
+        runs.append(HandlerRun(_handle(name, "h"), int(after or 0)))
+    return tuple(runs)
+
+
+def _exited(words: list[str]) -> Exited:
+    """``Exited`` from the words after ``N calls``: handlers=, status=, ended=."""
+    obs = Exited(())
+    for word in words:
+        key, eq, val = word.partition("=")
+        if key == "handlers" and eq:
+            obs = replace(obs, handlers=_handlers(word))
+        elif key in ("status", "ended") and val:
+            obs = replace(obs, **{key: val})
+        else:
+            raise TraceSyntaxError(f"unknown part {word!r} of an exit's observation")
+    return obs
 
 
 def parse_trace(text: str) -> TraceFile:

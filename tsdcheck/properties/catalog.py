@@ -13,6 +13,12 @@ from dataclasses import dataclass
 DEC = "000_a4725e9d2e15b025.txt"
 DEC2 = "002_21b0191776a8b8f2.txt"
 POSIX = "003_e1b53a18102db4e5.txt"
+# The seeds are silent on how a thread ends; these come from the POSIX.1-2017 pages themselves.
+PTHREAD_EXIT_PAGE = "POSIX pthread_exit() (not in the seeds)"
+PTHREAD_CANCEL_PAGE = "POSIX pthread_cancel() (not in the seeds)"
+CLEANUP_PAGE = "POSIX pthread_cleanup_pop() (not in the seeds)"
+EXIT_PAGE = "POSIX _Exit()/exit() (not in the seeds)"
+FORK_PAGE = "POSIX fork() (not in the seeds)"
 
 
 @dataclass(frozen=True)
@@ -20,7 +26,7 @@ class Property:
     id: str
     summary: str
     source: str
-    """Seed file the property comes from."""
+    """Seed file the property comes from, or the POSIX page where the seeds are silent."""
     quote: str
     """The sentence, quoted briefly."""
     profiles: tuple[str, ...] | None = None
@@ -28,6 +34,10 @@ class Property:
 
     def applies(self, profile: str) -> bool:
         return self.profiles is None or profile in self.profiles
+
+    @property
+    def in_seeds(self) -> bool:
+        return self.source.endswith(".txt")
 
 
 CATALOG: tuple[Property, ...] = (
@@ -149,6 +159,54 @@ CATALOG: tuple[Property, ...] = (
         "operations on live keys return 0",
         POSIX,
         "성공 시 pthread_key_create() 함수는 새로 생성한 키 값을 *key에 저장하고 0을 반환한다.",
+    ),
+    Property(
+        "cleanup-before-dtors",
+        "pthread_exit and cancellation run every cleanup handler, most recent first, before any destructor",
+        PTHREAD_EXIT_PAGE,
+        "Any cancellation cleanup handlers that have been pushed and not yet popped shall be popped in the "
+        "reverse order that they were pushed and then executed. After all cancellation cleanup handlers have "
+        "been executed, ... the destructor functions shall be called",
+    ),
+    Property(
+        "pop-runs-top",
+        "pthread_cleanup_pop runs the most recently pushed handler if and only if asked to",
+        CLEANUP_PAGE,
+        "The pthread_cleanup_pop() function shall remove the routine at the top of the calling thread's "
+        "cancellation cleanup stack and optionally invoke it (if execute is non-zero).",
+    ),
+    Property(
+        "join-status",
+        "joining a cancelled thread gives PTHREAD_CANCELED; a thread that returned or exited, its own value",
+        PTHREAD_CANCEL_PAGE,
+        "When the last destructor function returns, thread shall be terminated.",
+    ),
+    Property(
+        "no-cancel-in-exit",
+        "a cancellation requested inside a destructor is not acted on: the thread is already terminating",
+        PTHREAD_CANCEL_PAGE,
+        "When the last destructor function returns, thread shall be terminated. (A reading: acting on it "
+        "would leave a destructor without returning, as pthread_exit() from a destructor, which is undefined.)",
+    ),
+    Property(
+        "main-exit-goes-on",
+        "pthread_exit in the main thread runs its destructors and the process goes on; it exits with 0 "
+        "after the last thread",
+        PTHREAD_EXIT_PAGE,
+        "The process shall exit with an exit status of 0 after the last thread has been terminated.",
+    ),
+    Property(
+        "no-dtors-at-process-exit",
+        "exit() and returning from main run no cleanup handler and no destructor",
+        EXIT_PAGE,
+        "Threads terminated by a call to _Exit() or _exit() shall not invoke their cancellation cleanup "
+        "handlers or per-thread data destructors.",
+    ),
+    Property(
+        "fork-child-replica",
+        "after fork the child's one thread keeps its values; the other threads are gone without destructors",
+        FORK_PAGE,
+        "the new process shall contain a replica of the calling thread and its entire address space",
     ),
 )
 

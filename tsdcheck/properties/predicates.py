@@ -14,10 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tsdcheck.model.ops import (
+    CANCELED,
     EAGAIN,
     NEW_KEY_PROGRAM,
     OK,
+    RETURN,
+    RETURNED,
     Call,
+    Cancel,
+    CancelSeen,
     Code,
     Crash,
     Create,
@@ -25,20 +30,27 @@ from tsdcheck.model.ops import (
     Delete,
     DeleteKey,
     DeleteSeen,
+    End,
+    Ended,
     Exit,
     Exited,
     Fill,
     Filled,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
     Got,
+    HandlerRun,
     Hang,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Pop,
     Program,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -64,6 +76,12 @@ class _Replay:
     next_key: int = 0
     born: dict[tuple[str, int], int] = field(default_factory=dict)
     """When each key and thread appeared (a counter of births), to tell which was new."""
+    cleanup: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    detached: set[int] = field(default_factory=set)
+    forked: dict[int, int] = field(default_factory=dict)
+    """Threads that forked, by the clock at the fork: values set before it crossed into the child."""
+    set_at: dict[tuple[int, int], int] = field(default_factory=dict)
+    clock: int = 0
 
     def flag(self, prop: str, where: str, what: str) -> None:
         self.found[prop].append(f"{where}: {what}")
@@ -90,6 +108,8 @@ class _Replay:
             vals.pop(key, None)
 
     def store(self, t: int, key: int, value: int) -> None:
+        self.clock += 1
+        self.set_at[(t, key)] = self.clock
         if value:
             self.values[t][key] = value
         else:
@@ -105,10 +125,15 @@ class _Replay:
             return
         if isinstance(obs, (Code, Created, Got, Filled)) and obs.calls:
             self.flag("dtor-only-at-exit", where, f"{len(obs.calls)} destructor call(s) outside thread exit")
+        if isinstance(op, End):
+            self._end(op, obs, where)
+            return
         match op, obs:
-            case Spawn(t), _:
+            case Spawn(t, detached), _:
                 self.values[t] = {}
                 self.born[("t", t)] = len(self.born)
+                if detached:
+                    self.detached.add(t)
             case Create(k, dtor), Created(rc, raw):
                 self.next_key = k + 1
                 self._create_result(k, dtor, rc, raw, where)
@@ -132,9 +157,43 @@ class _Replay:
                     self.store(t, k, v)
             case GetValue(t, k), Got(v):
                 self._check_get(t, k, v, where)
-            case Exit(t), Exited(calls):
-                self._exit(t, calls, where)
-                del self.values[t]
+            case ((Exit(t) | Cancel(t)), Exited()):
+                self._terminate(op, obs, where)
+            case Push(t, h), _:
+                self.cleanup[t].append(h)
+            case Pop(t, execute), Ran(ran):
+                top = self.cleanup[t].pop() if self.cleanup[t] else None
+                want = (top,) if execute and top is not None else ()
+                if ran != want:
+                    self.flag("pop-runs-top", where, f"pop ran {list(ran)}, expected {list(want)}")
+            case Fork(t), _:
+                self.clock += 1
+                self.forked[t] = self.clock
+                self.values = {t: self.values[t]}
+                self.cleanup = defaultdict(list, {t: self.cleanup[t]})
+
+    def _end(self, op: End, obs: Obs, where: str) -> None:
+        ran = getattr(obs, "calls", ()) or getattr(obs, "handlers", ())
+        if ran:
+            self.flag("no-dtors-at-process-exit", where, f"end {op.how} ran {len(ran)} destructor(s) or handler(s)")
+        if isinstance(obs, Ended) and obs.status != "0":
+            self.flag("no-dtors-at-process-exit", where, f"end {op.how} gave status {obs.status}, not 0")
+
+    def _terminate(self, op: Exit | Cancel, obs: Exited, where: str) -> None:
+        t = op.thread
+        want = [HandlerRun(h) for h in reversed(self.cleanup.pop(t, []))]
+        if isinstance(op, Exit) and op.how == RETURN:
+            want = []
+        if list(obs.handlers) != want:
+            self.flag("cleanup-before-dtors", where, f"handlers ran as {list(obs.handlers)}, expected {want}")
+        status = CANCELED if isinstance(op, Cancel) else RETURNED
+        if obs.status is not None and obs.status != status and t not in self.detached:
+            self.flag("join-status", where, f"joining t{t} gave {obs.status}, expected {status}")
+        others = sorted(set(self.values) - {t})
+        if obs.ended is not None and (others or obs.ended != "0"):
+            self.flag("main-exit-goes-on", where, f"the process ended ({obs.ended}) with t{others} running")
+        self._exit(t, obs.calls, where)
+        del self.values[t]
 
     def _create_result(self, k: int, dtor: Program | None, rc: str, raw: int | None, where: str) -> None:
         live = len(self.dtors)
@@ -160,7 +219,9 @@ class _Replay:
             prop = "new-key-null" if newer_key else "new-thread-null"
             self.flag(prop, where, f"t{t} read {fmt_value(v)} from k{k}, which it never set")  # type: ignore[arg-type]
         else:
-            self.flag("values-persist", where, f"t{t} read {fmt_value(v)} from k{k} after setting {fmt_value(want)}")  # type: ignore[arg-type]
+            what = f"t{t} read {fmt_value(v)} from k{k} after setting {fmt_value(want)}"  # type: ignore[arg-type]
+            across_fork = self.set_at.get((t, k), 0) < self.forked.get(t, -1)
+            self.flag("fork-child-replica" if across_fork else "values-persist", where, what)
 
     def _exit(self, t: int, calls: Iterable[Call], where: str) -> None:
         due_at_start = self.due(t)
@@ -229,6 +290,9 @@ class _Replay:
 
         for e in c.effects:
             match e:
+                case CancelSeen(acted):
+                    if acted:
+                        self.flag("no-cancel-in-exit", at, f"a cancellation was acted on inside k{c.key}'s destructor")
                 case GetSeen(v):
                     operand(GetOwn)
                     if v != 0:

@@ -1,13 +1,24 @@
 """Every normative sentence of the seed texts, with the properties that formalise it or the
 reason it is not tested.  Seeds 000 and 002 carry the same DEC text (one flowed, one
-formatted), so its sentences are listed once under both names.
+formatted), so its sentences are listed once under both names.  The seeds say only "at thread
+exit"; how a thread ends (pthread_exit, cancellation, exit, fork) is taken from the POSIX pages
+themselves, listed last under their own names.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsdcheck.properties.catalog import DEC, DEC2, POSIX
+from tsdcheck.properties.catalog import (
+    CLEANUP_PAGE,
+    DEC,
+    DEC2,
+    EXIT_PAGE,
+    FORK_PAGE,
+    POSIX,
+    PTHREAD_CANCEL_PAGE,
+    PTHREAD_EXIT_PAGE,
+)
 
 
 @dataclass(frozen=True)
@@ -166,5 +177,49 @@ ROWS: tuple[Row, ...] = (
         POSIX,
         "pthread_key_create() 함수에서는 어떤 묵시적 동기화도 수행하지 않는다. (RATIONALE)",
         why_not="concurrency; traces run one operation at a time (a parallel mode is planned)",
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "Any cancellation cleanup handlers that have been pushed and not yet popped shall be popped in the reverse "
+        "order that they were pushed and then executed. After all cancellation cleanup handlers have been executed, "
+        "if the thread has any non-NULL thread-specific data values with associated destructor functions, the "
+        "destructor functions shall be called in an unspecified order.",
+        ("cleanup-before-dtors",),
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "An implicit call to pthread_exit() is made when a thread other than the thread in which main() was first "
+        "invoked returns from the start routine that was used to create it.",
+        ("cleanup-before-dtors", "at-least-n-passes"),
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "The process shall exit with an exit status of 0 after the last thread has been terminated.",
+        ("main-exit-goes-on",),
+    ),
+    Row(
+        PTHREAD_CANCEL_PAGE,
+        "When the cancellation is acted on, the cancellation cleanup handlers for thread shall be called. When the "
+        "last cancellation cleanup handler returns, the thread-specific data destructor functions shall be called "
+        "for thread. When the last destructor function returns, thread shall be terminated.",
+        ("cleanup-before-dtors", "join-status", "no-cancel-in-exit"),
+    ),
+    Row(
+        CLEANUP_PAGE,
+        "The pthread_cleanup_pop() function shall remove the routine at the top of the calling thread's "
+        "cancellation cleanup stack and optionally invoke it (if execute is non-zero).",
+        ("pop-runs-top",),
+    ),
+    Row(
+        EXIT_PAGE,
+        "Threads terminated by a call to _Exit() or _exit() shall not invoke their cancellation cleanup handlers "
+        "or per-thread data destructors.",
+        ("no-dtors-at-process-exit",),
+    ),
+    Row(
+        FORK_PAGE,
+        "A process shall be created with a single thread. If a multi-threaded process calls fork(), the new process "
+        "shall contain a replica of the calling thread and its entire address space",
+        ("fork-child-replica", "new-thread-null"),
     ),
 )
