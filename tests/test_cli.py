@@ -88,7 +88,7 @@ def test_malformed_trace_file(capsys, tmp_path):
     assert status == 2
     assert (
         err.strip() == "tsdcheck: error: line 2: unknown destructor instruction 'jump' "
-        "(expected: get | reset vN xR | set kN vN | del kN | new vN)"
+        "(expected: get | reset vN xR | set kN vN | del kN | new vN | cancel)"
     )
 
 

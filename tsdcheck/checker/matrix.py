@@ -15,9 +15,27 @@ from dataclasses import dataclass, field
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.probes import FAMILIES, Probe, find_probes
 from tsdcheck.checker.replay import replay
-from tsdcheck.drivers.base import EnvironmentProblem, Facts, Implementation
+from tsdcheck.drivers.base import EnvironmentProblem, Facts, Implementation, needs
 from tsdcheck.drivers.registry import RECIPES, make_impl
-from tsdcheck.model.ops import Create, Delete, GetValue, Obs, Op, SetValue
+from tsdcheck.model.ops import (
+    MAIN_THREAD,
+    PTHREAD_EXIT,
+    Cancel,
+    CancelSelf,
+    Create,
+    Delete,
+    DeleteKey,
+    End,
+    Exit,
+    GetOwn,
+    GetValue,
+    NewKey,
+    Obs,
+    Op,
+    Push,
+    SetValue,
+    Spawn,
+)
 from tsdcheck.model.profiles import get_profile, load_profiles
 from tsdcheck.model.state import Params
 from tsdcheck.model.text import fmt_obs, fmt_op
@@ -30,6 +48,38 @@ UNDEFINED_PROBES: dict[str, tuple[Op, ...]] = {
     "get on a deleted key (undefined)": (Create(0, None), Delete(0), GetValue(0, 0)),
 }
 """Where the spec says nothing: what each implementation does is shown, never judged."""
+
+LIFECYCLE_PROBES: dict[str, tuple[Op, ...]] = {
+    "destructors when the main thread calls pthread_exit": (
+        Create(0, (GetOwn(),)),
+        Spawn(1),
+        SetValue(MAIN_THREAD, 0, 1),
+        SetValue(1, 0, 2),
+        Exit(MAIN_THREAD, PTHREAD_EXIT),
+        GetValue(1, 0),
+    ),
+    "cleanup handlers and destructors at cancellation": (
+        Create(0, ()),
+        Spawn(1),
+        SetValue(1, 0, 1),
+        Push(1, 1),
+        Push(1, 2),
+        Cancel(1),
+    ),
+    "a cancellation requested inside a destructor": (Create(0, (CancelSelf(),)), Spawn(1), SetValue(1, 0, 1), Exit(1)),
+    "destructors at exit()": (Create(0, ()), SetValue(MAIN_THREAD, 0, 1), End("exit")),
+    "a key created inside a destructor": (Create(0, (NewKey(1),)), Spawn(1), SetValue(1, 0, 1), Exit(1)),
+    "a key deleted inside a destructor": (
+        Create(0, (DeleteKey(1),)),
+        Create(1, (GetOwn(),)),
+        Spawn(1),
+        SetValue(1, 0, 1),
+        SetValue(1, 1, 2),
+        Exit(1),
+    ),
+}
+"""Fixed scripts for how threads end (defined behaviour, judged under posix): the cell shows
+what the implementation did at the script's last thread-ending step and the verdict."""
 
 
 POSIX_KEYS_MAX, POSIX_DESTRUCTOR_ITERATIONS = 128, 4
@@ -120,6 +170,20 @@ def _undefined_cell(impl: Implementation, ops: tuple[Op, ...]) -> str:
     return " ".join(fmt_obs(obs))
 
 
+def _lifecycle_cell(impl: Implementation, facts: Facts, ops: tuple[Op, ...]) -> str:
+    missing = sorted({f for f in map(needs, ops) if f is not None} - facts.features)
+    if missing:
+        return f"not in this API ({', '.join(missing)})"
+    params = get_profile("posix").params(facts.iterations, facts.keys_limit)
+    trace, verdict = replay(impl, list(ops), params)
+    ends = [obs for op, obs in trace if isinstance(op, (Exit, Cancel, End))]
+    shown = " / ".join(fmt_obs(ends[-1] if ends else trace[-1][1]))
+    if verdict.kind == "accepted":
+        return shown
+    broken = sorted(p for p in violations(trace, params) if BY_ID[p].applies("posix"))
+    return f"{shown} (violates {', '.join(broken) or 'the model'})"
+
+
 def _fuzz_cell(impl: Implementation, facts: Facts, profile: str, examples: int, seed: int) -> str:
     params = get_profile(profile).params(facts.iterations, facts.keys_limit)
     result = fuzz(impl, params, FuzzConfig(examples=examples, seed=seed))
@@ -140,7 +204,7 @@ def build_matrix(
     columns: list[Column] = []
     found: dict[Params, dict[str, Probe]] = {}  # the search is the same for equal readings
     rows = ["PTHREAD_KEYS_MAX", "keys held by the runtime at start", "PTHREAD_DESTRUCTOR_ITERATIONS"]
-    rows += [*FAMILIES, *UNDEFINED_PROBES, "fuzz under posix", "fuzz under its own profile"]
+    rows += [*FAMILIES, *UNDEFINED_PROBES, *LIFECYCLE_PROBES, "fuzz under posix", "fuzz under its own profile"]
     for name in impls:
         if on_progress:
             on_progress(name)
@@ -164,6 +228,8 @@ def build_matrix(
                 column.cells[point] = _point_cell(impl, probes[point], facts) if point in probes else "no probe"
             for row, ops in UNDEFINED_PROBES.items():
                 column.cells[row] = _undefined_cell(impl, ops)
+            for row, ops in LIFECYCLE_PROBES.items():
+                column.cells[row] = _lifecycle_cell(impl, facts, ops)
             column.cells["fuzz under posix"] = _fuzz_cell(impl, facts, "posix", examples, seed)
             own = own_profile(name)
             if own in profiles:

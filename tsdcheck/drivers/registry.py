@@ -22,10 +22,12 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "glibc": Recipe(()),
-    "musl": Recipe(("musl-gcc",)),
+    # musl 1.2.3 leaves its thread-list lock held when the first thread of a forked process
+    # exits (later pthread_create/pthread_join hang); every case runs in a forked process.
+    "musl": Recipe(("musl-gcc",), cflags=("-DTSD_NO_MAIN_EXIT",)),
     "dietlibc": Recipe(("diet", "gcc"), ("-lpthread",)),  # diet's -pthread does not link it
     "glibc-c11": Recipe((), cflags=("-DTSD_C11",)),
-    "musl-c11": Recipe(("musl-gcc",), cflags=("-DTSD_C11",)),
+    "musl-c11": Recipe(("musl-gcc",), cflags=("-DTSD_C11", "-DTSD_NO_MAIN_EXIT")),
     "pth": Recipe((), ("-lpth",), ("-DTSD_PTH",)),  # GNU Pth (libpth-dev): user-level threads
 }
 """How the POSIX driver is built for each libc (Debian: musl-tools, dietlibc-dev)."""

@@ -30,7 +30,7 @@
  * A value is its index (0 = NULL) or ?0x<address> for a pointer the trace never stored.
  * The greeting "H keys_max iterations features" lists the thread operations the API layer has:
  * x pthread_exit, m the main thread's exit, c cancellation and cleanup handlers, d detached
- * threads, f fork, e process end.
+ * threads, f fork, e process end.  -DTSD_NO_MAIN_EXIT leaves out m (see registry.py).
  */
 #include <errno.h>
 #include <limits.h>
@@ -807,7 +807,15 @@ int main(void) {
 #elif defined(PTHREAD_DESTRUCTOR_ITERATIONS)
     if (iterations < 0) iterations = PTHREAD_DESTRUCTOR_ITERATIONS;
 #endif
-    printf("H %ld %ld %s\n", keys_max, iterations, FEATURES);
+    const char *features = FEATURES;
+#ifdef TSD_NO_MAIN_EXIT
+    static char without_m[16];
+    int n = 0;
+    for (const char *f = FEATURES; *f; f++)
+        if (*f != 'm') without_m[n++] = *f;
+    features = without_m;
+#endif
+    printf("H %ld %ld %s\n", keys_max, iterations, features);
     fflush(stdout);
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
