@@ -430,7 +430,11 @@ def prove_profile(
 ) -> ProfileRun:
     """Prove the catalog's properties that apply under ``profile``, each under the profile's reading."""
     wanted = set(only) if only else None
-    checks = {p.id: params for p in CATALOG if p.applies(profile.name) and (wanted is None or p.id in wanted)}
+    checks = {
+        p.id: params
+        for p in CATALOG
+        if p.id in FORMULAS and p.applies(profile.name) and (wanted is None or p.id in wanted)
+    }
     prover = Prover(Encoding(bounds, Variant(params, mutations)), checks)
     outcomes = prover.prove(depth)
     return ProfileRun(profile.name, prover, outcomes, prover.lemmas, depth, prover.bmc_seconds)

@@ -449,8 +449,10 @@ def _exited(words: list[str]) -> Exited:
         key, eq, val = word.partition("=")
         if key == "handlers" and eq:
             obs = replace(obs, handlers=_handlers(word))
-        elif key in ("status", "ended") and val:
-            obs = replace(obs, **{key: val})
+        elif key == "status" and val:
+            obs = replace(obs, status=val)
+        elif key == "ended" and val:
+            obs = replace(obs, ended=val)
         else:
             raise TraceSyntaxError(f"unknown part {word!r} of an exit's observation")
     return obs
