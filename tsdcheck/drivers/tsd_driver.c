@@ -393,6 +393,17 @@ static void finish(struct worker *w) {
 
 static int serve_case(void);
 static void forked(int t);
+
+/* The parent of a fork in a test case: the case goes on in the child; end as it ends. */
+static _Noreturn void follow_child(pid_t pid) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFSIGNALED(status)) {
+        signal(WTERMSIG(status), SIG_DFL);
+        raise(WTERMSIG(status));
+    }
+    _exit(WEXITSTATUS(status));
+}
 static void note_task(struct worker *w);
 static int serving_pop_run; /* execute flag of a pop by the serving thread */
 
@@ -459,15 +470,7 @@ static int worker_loop(struct worker *w) {
                 continue; /* serve from here */
             }
             w->rc = pid < 0 ? errno : 0;
-            if (pid > 0) {
-                int status = 0;
-                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-                if (WIFSIGNALED(status)) {
-                    signal(WTERMSIG(status), SIG_DFL);
-                    raise(WTERMSIG(status));
-                }
-                _exit(WEXITSTATUS(status));
-            }
+            if (pid > 0) follow_child(pid);
             break;
         }
         }
@@ -750,13 +753,7 @@ static int serve_case(void) {
                     printf("R %s\n", errname(errno));
                     break;
                 }
-                int status = 0;
-                while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-                if (WIFSIGNALED(status)) {
-                    signal(WTERMSIG(status), SIG_DFL);
-                    raise(WTERMSIG(status));
-                }
-                _exit(WEXITSTATUS(status));
+                follow_child(pid);
             }
         case 'E':
             fflush(stdout);
