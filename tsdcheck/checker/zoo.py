@@ -181,6 +181,7 @@ CATALOGUE: tuple[Variant, ...] = (
         "no historical report found; nearest Z3: musl 805288929f, bionic 5e2bd719d (dtor and value read out of step)",
         "dtor-arg-is-value",
         "dtor-sees-null",
+        "no-dtor-for-null",
     ),
     _bug(
         "NEW_IN_DTOR",

@@ -274,7 +274,8 @@ class PyRefSession:
                     self.slot_of[k] = raw
                 return Created(rc, raw)
             case Delete(k):
-                rc, calls = self.key_delete(self.slot_of.pop(k), 0)
+                caller = 0 if 0 in self.threads else min(self.threads)  # the main thread may have exited
+                rc, calls = self.key_delete(self.slot_of.pop(k), caller)
                 return Code(rc, tuple(calls))
             case SetValue(t, k, v):
                 return Code(OK, tuple(self._set(t, self.slot_of[k], v)))
