@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from tsdcheck.checker.feasible import feasible
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.replay import replay
@@ -171,6 +172,13 @@ def test_model_and_properties_reject_broken_lifecycles(name):
     verdict, broken = judged(text)
     assert verdict.kind == "rejected", verdict.describe()
     assert prop in broken
+
+
+@pytest.mark.parametrize("name", sorted(CONFORMING) + sorted(BROKEN))
+def test_z3_encoding_judges_each_lifecycle_as_the_model_does(name):
+    text = CONFORMING[name] if name in CONFORMING else BROKEN[name][0]
+    steps = parse_trace("# tsdcheck trace 1\n" + text).steps
+    assert feasible(steps, PARAMS) == (name in CONFORMING)
 
 
 def test_traces_round_trip():

@@ -6,7 +6,22 @@ from hypothesis import strategies as st
 from tsdcheck.checker.fuzz import placed, programs
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.drivers.pyref import BUGS, Behaviour, PyRef
-from tsdcheck.model.ops import Create, Delete, Exit, GetValue, Op, SetValue, Spawn
+from tsdcheck.model.ops import (
+    PTHREAD_EXIT,
+    RETURN,
+    Cancel,
+    Create,
+    Delete,
+    End,
+    Exit,
+    Fork,
+    GetValue,
+    Op,
+    Pop,
+    Push,
+    SetValue,
+    Spawn,
+)
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import outcomes
 from tsdcheck.model.state import State
@@ -34,28 +49,49 @@ def test_traceability_covers_every_property_and_names_only_real_ones():
 
 @st.composite
 def scripts(draw: st.DrawFn) -> list[Op]:
-    """Defined operation sequences, drawn against the model's view of the application."""
+    """Defined operation sequences, drawn against the model's view of the application: keys
+    and values, and every way a thread or the process ends."""
     behaviour = Behaviour(keys_max=8)
     params = get_profile("posix").params(4, 8)
     state, ops, next_thread = State(), [], 1
     for _ in range(draw(st.integers(1, 14))):
+        if state.ended:
+            break
         threads = sorted(state.values)
+        spawned = [t for t in threads if t != 0]
+        stacked = [t for t in threads if state.handlers(t)]
         keys = sorted(state.live)
-        choices = ["spawn", "create"] + ["set", "get", "delete"] * bool(keys) + ["exit"] * (len(threads) > 1)
-        kind = draw(st.sampled_from(choices))
+        choices = ["spawn", "create"] + ["set", "set", "get", "delete"] * bool(keys) + ["exit", "push"] * bool(threads)
+        choices += ["cancel"] * bool(spawned) + ["pop"] * bool(stacked)
+        # fork and the process's end cut the rest short: drawn rarely.
+        rare = bool(threads) and draw(st.integers(0, 9)) == 0
+        kind = draw(st.sampled_from(["fork", "end"] if rare else choices))
         if kind == "spawn":
-            op: Op = Spawn(next_thread)
+            op: Op = Spawn(next_thread, detached=draw(st.booleans()))
             next_thread += 1
         elif kind == "create":
-            op = Create(state.next_key, placed(draw(programs(behaviour.iterations)), state.next_key))
+            program = draw(programs(behaviour.iterations, cancel=True))
+            op = Create(state.next_key, placed(program, state.next_key))
         elif kind == "set":
             op = SetValue(draw(st.sampled_from(threads)), draw(st.sampled_from(keys)), draw(st.integers(0, 3)))
         elif kind == "get":
             op = GetValue(draw(st.sampled_from(threads)), draw(st.sampled_from(keys)))
         elif kind == "delete":
             op = Delete(draw(st.sampled_from(keys)))
+        elif kind == "push":
+            op = Push(draw(st.sampled_from(threads)), draw(st.integers(1, 3)))
+        elif kind == "pop":
+            op = Pop(draw(st.sampled_from(stacked)), draw(st.booleans()))
+        elif kind == "cancel":
+            op = Cancel(draw(st.sampled_from(spawned)), asynchronous=draw(st.booleans()))
+        elif kind == "fork":
+            op = Fork(draw(st.sampled_from(threads)))
+        elif kind == "end":
+            op = End("return" if 0 in threads and not state.handlers(0) else "exit")
         else:
-            op = Exit(draw(st.sampled_from(threads[1:])))
+            t = draw(st.sampled_from(threads))
+            returns = t != 0 and not state.handlers(t) and draw(st.booleans())
+            op = Exit(t, RETURN if returns else PTHREAD_EXIT)
         allowed = outcomes(state, op, params)
         if not allowed:
             break

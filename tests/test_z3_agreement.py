@@ -1,8 +1,11 @@
 """The Python model and the Z3 encoding are one spec: they judge random traces the same way.
 
-Traces are drawn from the Python model's allowed outcomes, then often corrupted (a wrong
-value, a dropped, repeated or reordered destructor call, a wrong return code, a clashing key
-value), so both accepted and rejected traces are compared.
+Traces are drawn from the Python model's allowed outcomes, with every way a thread or the
+process can end (return, pthread_exit of any thread, deferred and asynchronous cancellation
+with cleanup handlers, detached threads, fork, exit and return from main, a cancellation
+requested inside a destructor), then often corrupted (a wrong value, a dropped, repeated or
+reordered destructor call or handler, a wrong return code, join status or process end, a
+clashing key value), so both accepted and rejected traces are compared.
 """
 
 from dataclasses import replace
@@ -14,24 +17,37 @@ from tsdcheck.checker.feasible import bounds_for, feasible
 from tsdcheck.checker.fuzz import placed, programs
 from tsdcheck.checker.oracle import Oracle, judge_trace
 from tsdcheck.model.ops import (
+    CANCELED,
     EAGAIN,
     EINVAL,
+    MAIN_THREAD,
     OK,
+    PTHREAD_EXIT,
+    RETURN,
+    RETURNED,
+    Cancel,
     Code,
     Create,
     Created,
     Delete,
+    End,
+    Ended,
     Exit,
     Exited,
+    Fork,
     GetValue,
     Got,
+    HandlerRun,
     NewSeen,
     Obs,
     Op,
+    Pop,
+    Push,
+    Ran,
     SetValue,
     Spawn,
 )
-from tsdcheck.model.semantics import exit_outcomes, outcomes
+from tsdcheck.model.semantics import exit_outcomes, expected_handlers, outcomes
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import format_trace
 
@@ -59,7 +75,7 @@ def _with_raws(draw: st.DrawFn, obs: Obs, fresh: int) -> Obs:
             )
             for c in obs.calls
         )
-        return Exited(calls)
+        return replace(obs, calls=calls)
     return obs
 
 
@@ -71,42 +87,89 @@ def _corrupt(draw: st.DrawFn, obs: Obs) -> Obs:
             return Created(EAGAIN) if rc == OK else Created(OK, draw(st.integers(0, 4)))
         case Code():
             return Code(EINVAL)
-        case Exited(calls) if calls:
-            i = draw(st.integers(0, len(calls) - 1))
-            how = draw(st.sampled_from(["drop", "repeat", "swap", "arg", "effects"]))
-            c = list(calls)
-            if how == "drop":
-                del c[i]
-            elif how == "repeat":
-                c.insert(i, c[i])
-            elif how == "swap" and i + 1 < len(c):
-                c[i], c[i + 1] = c[i + 1], c[i]
-            elif how == "arg":
-                c[i] = replace(c[i], arg=draw(st.integers(0, 4)))
-            else:
-                c[i] = replace(c[i], effects=c[i].effects[:-1])
-            return Exited(tuple(c))
+        case Ran(ran):
+            return Ran(() if ran else (7,))
+        case Ended():
+            return Ended("1")
         case Exited():
-            return obs
+            return _corrupt_end(draw, obs)
     return obs
+
+
+def _corrupt_end(draw: st.DrawFn, obs: Exited) -> Exited:
+    how = draw(st.sampled_from(["calls", "handlers", "status", "ended"]))
+    if how == "handlers" and obs.handlers:
+        runs = list(reversed(obs.handlers)) if len(obs.handlers) > 1 else []
+        if obs.calls and draw(st.booleans()):
+            runs = [HandlerRun(r.handler, len(obs.calls)) for r in obs.handlers]  # after the destructors
+        return replace(obs, handlers=tuple(runs))
+    if how == "status":
+        return replace(obs, status=CANCELED if obs.status != CANCELED else RETURNED)
+    if how == "ended":
+        return replace(obs, ended=None if obs.ended else "0")
+    if not obs.calls:
+        return obs
+    calls = obs.calls
+    i = draw(st.integers(0, len(calls) - 1))
+    change = draw(st.sampled_from(["drop", "repeat", "swap", "arg", "effects"]))
+    c = list(calls)
+    if change == "drop":
+        del c[i]
+    elif change == "repeat":
+        c.insert(i, c[i])
+    elif change == "swap" and i + 1 < len(c):
+        c[i], c[i + 1] = c[i + 1], c[i]
+    elif change == "arg":
+        c[i] = replace(c[i], arg=draw(st.integers(0, 4)))
+    else:
+        c[i] = replace(c[i], effects=c[i].effects[:-1])
+    return replace(obs, calls=tuple(c))
 
 
 def _random_op(draw: st.DrawFn, state: State, params: Params, next_thread: int) -> Op:
     threads, keys = sorted(state.values, reverse=True), sorted(state.live)
+    spawned = [t for t in threads if t != MAIN_THREAD]
+    stacked = [t for t in threads if state.handlers(t)]
     # Hypothesis favours the first choices: the ones that lead to destructor calls.
     kinds = ["set"] * bool(keys) + ["exit"] * (len(threads) > 1) + ["spawn"] * (next_thread < 3) + ["create"]
-    kind = draw(st.sampled_from(kinds + ["get", "delete"] * bool(keys)))
+    kinds += ["pop", "pop"] * bool(stacked) + ["push", "cancel"] * bool(spawned) + ["get", "delete"] * bool(keys)
+    kind = draw(st.sampled_from([*kinds, "fork", "end"]))
     if kind == "spawn":
-        return Spawn(next_thread)
+        return Spawn(next_thread, detached=draw(st.booleans()))
     if kind == "create":
-        return Create(state.next_key, placed(draw(programs(params.iterations)), state.next_key))
+        return Create(state.next_key, placed(draw(programs(params.iterations, cancel=True)), state.next_key))
     if kind == "set":
         return SetValue(draw(st.sampled_from(threads)), draw(st.sampled_from(keys)), draw(st.integers(1, 3)))
     if kind == "get":
         return GetValue(draw(st.sampled_from(threads)), draw(st.sampled_from(keys)))
     if kind == "delete":
         return Delete(draw(st.sampled_from(keys)))
-    return Exit(draw(st.sampled_from(threads[:-1])))
+    if kind == "push":
+        return Push(draw(st.sampled_from(threads)), draw(st.integers(1, 3)))
+    if kind == "pop":
+        return Pop(draw(st.sampled_from(stacked)), draw(st.booleans()))
+    if kind == "cancel":
+        return Cancel(draw(st.sampled_from(spawned)), asynchronous=draw(st.booleans()))
+    if kind == "fork":
+        return Fork(draw(st.sampled_from(threads)))
+    if kind == "end":
+        return End("return" if MAIN_THREAD in threads and not state.handlers(MAIN_THREAD) else "exit")
+    t = draw(st.sampled_from(threads))
+    how = RETURN if t != MAIN_THREAD and not state.handlers(t) and draw(st.booleans()) else PTHREAD_EXIT
+    return Exit(t, how)
+
+
+def _ends(draw: st.DrawFn, state: State, op: Exit | Cancel, params: Params) -> list[Obs]:
+    """Allowed observations of a thread's end, the join's status sometimes left unobserved."""
+    t = op.thread
+    handlers = expected_handlers(state, t)
+    status = None if t in state.detached else CANCELED if isinstance(op, Cancel) else RETURNED
+    if draw(st.integers(0, 3)) == 0:
+        status = None
+    return [
+        Exited(calls, handlers, status, "0" if after.ended else None)
+        for calls, after in exit_outcomes(state.with_handlers(t, ()), t, params, limit=40)
+    ]
 
 
 @st.composite
@@ -115,7 +178,9 @@ def judged_traces(draw: st.DrawFn) -> tuple[Params, list[tuple[Op, Obs]]]:
     params = draw(PARAMS)
     oracle = Oracle(params)
     trace: list[tuple[Op, Obs]] = []
-    script: list[Op] = [Create(k, placed(draw(programs(params.iterations)), k)) for k in range(draw(st.integers(1, 3)))]
+    script: list[Op] = [
+        Create(k, placed(draw(programs(params.iterations, cancel=True)), k)) for k in range(draw(st.integers(1, 3)))
+    ]
     spawned = draw(st.integers(1, 2))
     script += [Spawn(t) for t in range(1, spawned + 1)]
     keys = range(len(script) - spawned)
@@ -130,17 +195,20 @@ def judged_traces(draw: st.DrawFn) -> tuple[Params, list[tuple[Op, Obs]]]:
     i = 0
     while True:
         state = oracle.states[0]
+        if state.ended:
+            break
         if i < len(script):
             op = script[i]
         elif i < len(script) + middle:
             op = _random_op(draw, state, params, spawned + 1)
             spawned += isinstance(op, Spawn)
         elif len(state.values) > 1:
-            op = Exit(max(state.values))
+            t = max(state.values)
+            op = Exit(t, PTHREAD_EXIT if state.handlers(t) else RETURN)
         else:
             break
-        if isinstance(op, Exit):
-            allowed = [Exited(calls) for calls, _ in exit_outcomes(state, op.thread, params, limit=40)]
+        if isinstance(op, (Exit, Cancel)):
+            allowed = _ends(draw, state, op, params)
         else:
             allowed = [obs for obs, _ in outcomes(state, op, params)]
         if not allowed:  # a key that create refused: using it is undefined, so skip it

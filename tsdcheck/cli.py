@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=int, default=2, help="threads in the bound, the main thread included")
     pr.add_argument("--values", type=int, default=2, help="distinct non-NULL values")
     pr.add_argument("--body", type=int, default=2, help="instructions per destructor program after its 'get'")
+    pr.add_argument("--handlers", type=int, default=1, help="cleanup handlers a thread can have pushed at once")
     pr.add_argument("--depth", type=int, default=12, help="steps to unroll (a destructor call is one step)")
     pr.add_argument(
         "--iterations",
@@ -240,12 +241,13 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
     if unknown:
         raise UsageError(f"unknown property {unknown[0]!r} (see tsdcheck properties)")
     try:
-        bounds = Bounds(args.keys, args.threads, args.values, args.body)
+        bounds = Bounds(args.keys, args.threads, args.values, args.body, args.handlers)
     except ValueError as e:
         raise UsageError(str(e)) from e
     console.print(
         f"Z3 {z3_version()}; bounds: {bounds.keys} keys, {bounds.threads} threads, "
-        f"{bounds.values} values, programs of 1+{bounds.body} instructions, depth {args.depth}",
+        f"{bounds.values} values, programs of 1+{bounds.body} instructions, "
+        f"{bounds.handlers} cleanup handler(s) per thread, depth {args.depth}",
         markup=False,
     )
     failed = False

@@ -14,15 +14,29 @@ import z3
 
 from tsdcheck.checker.z3model import (
     BEGIN,
+    BY_ASYNC_CANCEL,
+    BY_CANCEL,
+    BY_EXIT_CALL,
+    BY_MAIN_RETURN,
+    BY_PTHREAD_EXIT,
+    BY_RETURN,
     CALL,
+    CANCEL,
     CREATE,
     DELETE,
     DELKEY,
+    END,
     FINISH,
+    FORK,
     GET,
+    HANDLER,
+    JOINED_CANCELED,
+    JOINED_RETURNED,
     NEWKEY,
     NO_KEY,
     NOTHING,
+    POP,
+    PUSH,
     RESET,
     SET,
     SETKEY,
@@ -34,10 +48,16 @@ from tsdcheck.checker.z3model import (
     Variant,
 )
 from tsdcheck.model.ops import (
+    CANCELED,
     EAGAIN,
     NEW_KEY_PROGRAM,
     OK,
+    PTHREAD_EXIT,
+    RETURNED,
     Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
     Code,
     Crash,
     Create,
@@ -46,8 +66,12 @@ from tsdcheck.model.ops import (
     DeleteKey,
     DeleteSeen,
     Effect,
+    End,
+    Ended,
     Exit,
     Exited,
+    Fill,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
@@ -57,8 +81,11 @@ from tsdcheck.model.ops import (
     NewSeen,
     Obs,
     Op,
+    Pop,
     Program,
     Ptr,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -83,11 +110,18 @@ def _body(program: Program) -> tuple[bool, tuple[object, ...]]:
 
 
 def bounds_for(trace: Iterable[tuple[Op, Obs]]) -> Bounds:
-    """The smallest bounds holding every key, thread, value and program of ``trace``."""
-    keys, threads, values, body = 0, 1, 1, 0
+    """The smallest bounds holding every key, thread, value, program and cleanup stack of ``trace``."""
+    keys, threads, values, body, handlers = 0, 1, 1, 0, 0
+    pushed: dict[int, int] = {}
     for op, obs in trace:
-        if not isinstance(op, (Spawn, Create, Delete, SetValue, GetValue, Exit)):
-            raise Unsupported(f"the Z3 encoding has no {type(op).__name__.lower()} operation")
+        match op:
+            case Fill():
+                raise Unsupported("the Z3 encoding has no fill operation")
+            case Push(t):
+                pushed[t] = pushed.get(t, 0) + 1
+                handlers = max(handlers, pushed[t])
+            case Pop(t):
+                pushed[t] = max(pushed.get(t, 0) - 1, 0)
         keys = max(keys, getattr(op, "key", -1) + 1)
         threads = max(threads, getattr(op, "thread", 0) + 1)
         values = max(values, getattr(op, "value", 0))
@@ -97,7 +131,7 @@ def bounds_for(trace: Iterable[tuple[Op, Obs]]) -> Bounds:
             values = max([values, *(int(getattr(i, "value", 0)) for i in program_body)])
         for c in getattr(obs, "calls", ()):
             keys = max(keys, c.key + 1, *(e.key + 1 for e in c.effects if isinstance(e, NewSeen)))
-    return Bounds(keys=max(keys, 1), threads=threads, values=values, body=body)
+    return Bounds(keys=max(keys, 1), threads=threads, values=values, body=body, handlers=handlers)
 
 
 def _ptr(v: Ptr) -> int | None:
@@ -139,6 +173,8 @@ class _Unrolling:
                     kind, target = DELKEY, k2
                 case NewKey(v):
                     kind, value = NEWKEY, v
+                case CancelSelf():
+                    kind = CANCEL
             if not 0 <= target < self.e.bounds.keys:
                 target = NO_KEY  # a name no key of the trace has: the instruction never acts
             self.s.add(p.kind[j] == kind, p.value[j] == value, p.times[j] == times, p.key[j] == target)
@@ -159,6 +195,8 @@ def _effect_matches(instr: object, seen: Effect, o: Outputs, j: int, e: Encoding
             if rc != OK or raw is None or not 0 <= k2 < e.bounds.keys:
                 return z3.BoolVal(False)
             return z3.And(o.new_key[j] == k2, o.new_ok[j], e.g.raw[k2] == raw)
+        case CancelSelf(), CancelSeen(acted):
+            return o.acted[j] == acted
     return z3.BoolVal(False)
 
 
@@ -193,6 +231,31 @@ def _call(u: _Unrolling, t: int, c: Call, programs: dict[int, Program | None]) -
     return True
 
 
+def _ending(u: _Unrolling, t: int, how: int, obs: Exited, programs: dict[int, Program | None]) -> bool:
+    """Pin a thread's end: its handlers (each after the calls it follows), its calls, its join."""
+    u.step(BEGIN, t, value=how)
+    handlers = list(obs.handlers)
+    if [h.after for h in handlers] != sorted(h.after for h in handlers):
+        return False
+    for i in range(len(obs.calls) + 1):
+        while handlers and handlers[0].after == i:
+            _, o = u.step(HANDLER, t)
+            u.s.add(o.got == handlers.pop(0).handler)
+        if i < len(obs.calls) and not _call(u, t, obs.calls[i], programs):
+            return False
+    if handlers:
+        return False  # a handler said to run after more calls than there were
+    _, o = u.step(FINISH, t)
+    joined = {None: None, RETURNED: JOINED_RETURNED, CANCELED: JOINED_CANCELED}
+    if obs.status not in joined or obs.ended not in (None, "0"):
+        return False
+    if obs.status is not None:
+        u.s.add(o.got == joined[obs.status])
+    if obs.ended is not None:
+        u.s.add(o.ok)
+    return True
+
+
 def feasible(trace: list[tuple[Op, Obs]], params: Params) -> bool:
     """Whether the Z3 encoding of the model under ``params`` can produce ``trace``."""
     e = Encoding(bounds_for(trace), Variant(params))
@@ -200,10 +263,10 @@ def feasible(trace: list[tuple[Op, Obs]], params: Params) -> bool:
     programs: dict[int, Program | None] = {}
     for op, obs in trace:
         if isinstance(obs, (Hang, Crash)) or (not isinstance(obs, Exited) and obs.calls):
-            return False  # the model always returns, and calls destructors only at exit
+            return False  # the model always returns, and calls destructors only at a thread's end
         match op, obs:
-            case Spawn(t), Code(rc):
-                u.step(SPAWN, t)
+            case Spawn(t, detached), Code(rc):
+                u.step(SPAWN, t, value=int(detached))
                 if rc != OK:
                     return False
             case Create(k, dtor), Created(rc, raw):
@@ -227,11 +290,29 @@ def feasible(trace: list[tuple[Op, Obs]], params: Params) -> bool:
                 if _ptr(v) is None:
                     return False
                 u.s.add(o.got == _ptr(v))
-            case Exit(t), Exited(calls):
-                u.step(BEGIN, t)
-                if not all(_call(u, t, c, programs) for c in calls):
+            case Exit(t, how), Exited():
+                if not _ending(u, t, BY_PTHREAD_EXIT if how == PTHREAD_EXIT else BY_RETURN, obs, programs):
                     return False
-                u.step(FINISH, t)
+            case Cancel(t, asynchronous), Exited():
+                if not _ending(u, t, BY_ASYNC_CANCEL if asynchronous else BY_CANCEL, obs, programs):
+                    return False
+            case Push(t, h), Code(rc):
+                u.step(PUSH, t, value=h)
+                if rc != OK:
+                    return False
+            case Pop(t, execute), Ran(ran):
+                _, o = u.step(POP, t, value=int(execute))
+                if len(ran) > 1:
+                    return False
+                u.s.add(o.ok == bool(ran), *[o.got == h for h in ran])
+            case Fork(t), Code(rc):
+                u.step(FORK, t)
+                if rc != OK:
+                    return False
+            case End(how), Ended(status, calls, handlers):
+                u.step(END, value=BY_MAIN_RETURN if how == "return" else BY_EXIT_CALL)
+                if status != "0" or calls or handlers:
+                    return False
             case _:
                 return False
     return u.s.check() == z3.sat

@@ -24,14 +24,26 @@ import z3
 
 from tsdcheck.checker.z3model import (
     BEGIN,
+    BY_ASYNC_CANCEL,
+    BY_CANCEL,
+    BY_MAIN_RETURN,
+    BY_PTHREAD_EXIT,
     CALL,
+    CANCEL,
     CREATE,
     DELETE,
     DELKEY,
+    END,
     FINISH,
+    FORK,
     GET,
+    HANDLER,
+    JOINED_CANCELED,
+    JOINED_RETURNED,
     NEWKEY,
     NO_KEY,
+    POP,
+    PUSH,
     RESET,
     SET,
     SETKEY,
@@ -46,9 +58,16 @@ from tsdcheck.checker.z3model import (
     pick,
 )
 from tsdcheck.model.ops import (
+    CANCELED,
     EAGAIN,
     OK,
+    PTHREAD_EXIT,
+    RETURN,
+    RETURNED,
     Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
     Code,
     Create,
     Created,
@@ -56,18 +75,25 @@ from tsdcheck.model.ops import (
     DeleteKey,
     DeleteSeen,
     Effect,
+    End,
+    Ended,
     Exit,
     Exited,
+    Fork,
     GetOwn,
     GetSeen,
     GetValue,
     Got,
+    HandlerRun,
     Instr,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Pop,
     Program,
+    Push,
+    Ran,
     Reset,
     ResetSeen,
     SetKey,
@@ -128,6 +154,8 @@ class _Reader:
                 body.append(DeleteKey(target))
             elif kind == NEWKEY:
                 body.append(NewKey(v))
+            elif kind == CANCEL:
+                body.append(CancelSelf())
         return tuple(body)
 
     def call(self, a: Action, o: Outputs) -> Call:
@@ -144,6 +172,8 @@ class _Reader:
                 effects.append(SetSeen(target, OK))
             elif kind == DELKEY:
                 effects.append(DeleteSeen(target, OK))
+            elif kind == CANCEL:
+                effects.append(CancelSeen(self.truth(o.acted[j])))
             else:
                 new = self.num(o.new_key[j])
                 made = self.truth(o.new_ok[j])
@@ -151,44 +181,93 @@ class _Reader:
         return Call(k, self.num(o.got), tuple(effects))
 
 
+@dataclass
+class _Ending:
+    """A thread's end being read back: its operation, handlers and calls so far."""
+
+    op: Exit | Cancel
+    handlers: list[HandlerRun] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    after_end: int | None = None
+    """The trace index of the process's end this exit follows (a broken exit() only)."""
+
+    def step(self, status: str | None = None, ended: str | None = None) -> tuple[Op, Obs]:
+        return self.op, Exited(tuple(self.calls), tuple(self.handlers), status, ended)
+
+
+def _ending_op(t: int, how: int) -> Exit | Cancel:
+    if how >= BY_CANCEL:
+        return Cancel(t, asynchronous=how == BY_ASYNC_CANCEL)
+    return Exit(t, PTHREAD_EXIT if how == BY_PTHREAD_EXIT else RETURN)
+
+
 def to_trace(m: z3.ModelRef, e: Encoding, steps: Iterable[tuple[Action, Outputs]], last: Frame) -> list[tuple[Op, Obs]]:
     """The trace a model of the unrolling describes.
 
-    An exit cut short ends the trace.  Otherwise the trace ends by reading every live key in
-    every running thread (as the model says they read in ``last``), so that a violation in
-    the state is observable when the trace is replayed on an implementation.
+    An exit cut short ends the trace.  Otherwise, unless the process has ended, the trace ends
+    by reading every live key in every running thread (as the model says they read in
+    ``last``), so that a violation in the state is observable when the trace is replayed on an
+    implementation.
     """
     r = _Reader(m, e)
     trace: list[tuple[Op, Obs]] = []
-    exiting: tuple[int, list[Call]] | None = None
+    ending: _Ending | None = None
+    end_at: int | None = None
     for a, o in steps:
-        op, t, k = r.num(a.op), r.num(a.thread), r.num(a.key)
+        op, t, k, v = r.num(a.op), r.num(a.thread), r.num(a.key), r.num(a.value)
         if op == SPAWN:
-            trace.append((Spawn(t), Code(OK)))
+            trace.append((Spawn(t, detached=v == 1), Code(OK)))
         elif op == CREATE:
             made = r.truth(o.ok)
             trace.append((Create(k, r.program(k)), Created(OK, r.num(e.g.raw[k])) if made else Created(EAGAIN)))
         elif op == DELETE:
             trace.append((Delete(k), Code(OK)))
         elif op == SET:
-            trace.append((SetValue(t, k, r.num(a.value)), Code(OK)))
+            trace.append((SetValue(t, k, v), Code(OK)))
         elif op == GET:
             trace.append((GetValue(t, k), Got(r.num(o.got))))
+        elif op == PUSH:
+            trace.append((Push(t, v), Code(OK)))
+        elif op == POP:
+            trace.append((Pop(t, v == 1), Ran((r.num(o.got),) if r.truth(o.ok) else ())))
+        elif op == FORK:
+            trace.append((Fork(t), Code(OK)))
+        elif op == END:
+            end_at = len(trace)
+            trace.append((End("return" if v == BY_MAIN_RETURN else "exit"), Ended("0")))
         elif op == BEGIN:
-            exiting = (t, [])
-        elif op == CALL and exiting:
-            exiting[1].append(r.call(a, o))
-        elif op == FINISH and exiting:
-            trace.append((Exit(exiting[0]), Exited(tuple(exiting[1]))))
-            exiting = None
-    if exiting:
-        trace.append((Exit(exiting[0]), Exited(tuple(exiting[1]))))
+            ending = _Ending(_ending_op(t, v), after_end=end_at)
+        elif op == HANDLER and ending:
+            ending.handlers.append(HandlerRun(r.num(o.got), len(ending.calls)))
+        elif op == CALL and ending:
+            ending.calls.append(r.call(a, o))
+        elif op == FINISH and ending:
+            joined = {JOINED_RETURNED: RETURNED, JOINED_CANCELED: CANCELED}.get(r.num(o.got))
+            _close(trace, ending, joined, "0" if r.truth(o.ok) else None)
+            ending = None
+    if ending:
+        _close(trace, ending, None, None)
+        return trace
+    if r.truth(last.ended):
         return trace
     for t in range(e.bounds.threads):
         if r.num(last.status[t]) == 1:
             live = [k for k in range(e.bounds.keys) if r.truth(last.live[k])]
             trace += [(GetValue(t, k), Got(r.num(last.val[t][k]))) for k in live]
     return trace
+
+
+def _close(trace: list[tuple[Op, Obs]], ending: _Ending, status: str | None, ended: str | None) -> None:
+    """Add a thread's end to the trace; after the process's end, its calls belong to that end."""
+    if ending.after_end is None:
+        trace.append(ending.step(status, ended))
+        return
+    op, obs = trace[ending.after_end]
+    assert isinstance(obs, Ended)
+    trace[ending.after_end] = (
+        op,
+        Ended(obs.status, obs.calls + tuple(ending.calls), obs.handlers + tuple(ending.handlers)),
+    )
 
 
 def _plainest(s: z3.Solver, probe: z3.BoolRef, e: Encoding) -> z3.ModelRef:
@@ -213,25 +292,44 @@ Lemma = Callable[[Encoding, Frame], z3.BoolRef]
 
 
 def _status(e: Encoding, f: Frame) -> z3.BoolRef:
-    return z3.And(f.status[0] == 1, *[z3.And(s >= 0, s <= 2) for s in f.status])
+    return z3.And(f.status[0] != 0, *[z3.And(s >= 0, s <= 2) for s in f.status])
 
 
 def _exiting(e: Encoding, f: Frame) -> z3.BoolRef:
-    inside = z3.And(f.exiting >= 1, f.exiting < e.bounds.threads, pick(f.exiting, list(f.status)) == 1)
+    inside = z3.And(f.exiting >= 0, f.exiting < e.bounds.threads, pick(f.exiting, list(f.status)) == 1)
     return z3.Or(f.exiting == -1, inside)
 
 
 def _idle(e: Encoding, f: Frame) -> z3.BoolRef:
-    clean = [f.pass_no == 0, *[z3.Not(x) for x in (*f.oblig, *f.called)], *[c == 0 for c in f.count]]
+    clean = [f.pass_no == 0, f.how == -1, *[z3.Not(x) for x in (*f.oblig, *f.called)], *[c == 0 for c in f.count]]
     return z3.Implies(f.exiting == -1, z3.And(clean))
 
 
 def _pass_low(e: Encoding, f: Frame) -> z3.BoolRef:
-    return z3.Implies(f.exiting >= 1, f.pass_no >= 1)
+    return z3.Implies(f.exiting >= 0, f.pass_no >= 1)
 
 
 def _pass_high(e: Encoding, f: Frame) -> z3.BoolRef:
-    return z3.Implies(f.exiting >= 1, f.pass_no <= e.variant.passes)
+    return z3.Implies(f.exiting >= 0, f.pass_no <= e.variant.passes)
+
+
+def _cleanup(e: Encoding, f: Frame) -> z3.BoolRef:
+    per_thread = [
+        z3.And(d >= 0, d <= e.bounds.handlers, z3.Implies(d > 0, s == 1))
+        for d, s in zip(f.depth, f.status, strict=True)
+    ]
+    return z3.And(per_thread)
+
+
+def _handlers_first(e: Encoding, f: Frame) -> z3.BoolRef:
+    """While the exiting thread still has handlers, no destructor has run."""
+    return z3.Implies(f.handlers_left(f.exiting) > 0, z3.And([c == 0 for c in f.count]))
+
+
+def _ended(e: Encoding, f: Frame) -> z3.BoolRef:
+    """Nothing is under way after the process's end, and it ends with its last thread."""
+    running = z3.Or([s == 1 for s in f.status])
+    return z3.And(z3.Implies(f.ended, f.exiting == -1), z3.Implies(z3.Not(f.ended), running))
 
 
 def _names(e: Encoding, f: Frame) -> z3.BoolRef:
@@ -275,6 +373,9 @@ LEMMAS: dict[str, Lemma] = {
     "live keys within the limit": _limit,
     "obligations are due and uncalled": _obligations,
     "call counts": _counts,
+    "cleanup stacks": _cleanup,
+    "handlers before destructors": _handlers_first,
+    "the process's end": _ended,
 }
 """Candidate invariants; ``invariants`` keeps those the variant actually has."""
 

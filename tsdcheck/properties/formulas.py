@@ -14,11 +14,18 @@ from dataclasses import dataclass
 import z3
 
 from tsdcheck.checker.z3model import (
+    BY_CANCEL,
     CALL,
     CREATE,
     DELETE,
     FINISH,
+    FORK,
     GET,
+    HANDLER,
+    JOINED_CANCELED,
+    JOINED_RETURNED,
+    NOT_JOINED,
+    POP,
     SET,
     SPAWN,
     Action,
@@ -90,7 +97,7 @@ def no_dtor_after_delete(s: StepView) -> z3.BoolRef:
 
 def dtor_only_at_exit(s: StepView) -> z3.BoolRef:
     """A destructor call happens only inside the destructor loop of an exiting thread."""
-    return z3.Implies(s.is_(CALL), z3.And(s.pre.exiting >= 1, s.act.thread == s.pre.exiting))
+    return z3.Implies(s.is_(CALL), z3.And(s.pre.exiting >= 0, s.act.thread == s.pre.exiting))
 
 
 def pass_visits_all(s: StepView) -> z3.BoolRef:
@@ -155,21 +162,66 @@ def create_eagain_at_limit(s: StepView) -> z3.BoolRef:
 
 
 def calls_return(s: StepView) -> z3.BoolRef:
-    """The destructor loop is never stuck: a due key can be called, or the loop may end.
+    """A thread's end is never stuck: a handler or a due key can be called, or the loop may end.
 
     The abstract model has no crash; a hang is a loop that can neither call nor end.
     """
     f, p = s.post, s.params
+    handler_left = f.handlers_left(f.exiting) > 0
     pending = [s.pending(f, k) for k in s.keys]
     any_pending, met = z3.Or(pending), z3.Not(z3.Or(f.oblig))
     callable_now = z3.Or([z3.And(d, z3.Not(c)) for d, c in zip(pending, f.called, strict=True)])
     go_on = z3.Or(f.pass_no < p.iterations, z3.BoolVal("continue" in p.after_last_pass))
     stop = z3.Or(z3.Not(any_pending), z3.And(f.pass_no >= p.iterations, z3.BoolVal("stop" in p.after_last_pass)))
-    return z3.Implies(f.exiting >= 1, z3.Or(callable_now, z3.And(met, z3.Or(stop, z3.And(any_pending, go_on)))))
+    loop = z3.Or(callable_now, z3.And(met, z3.Or(stop, z3.And(any_pending, go_on))))
+    return z3.Implies(f.exiting >= 0, z3.Or(handler_left, loop))
 
 
 def success_codes(s: StepView) -> z3.BoolRef:
     return z3.Implies(z3.Or(s.is_(SET), s.is_(DELETE)), s.out.ok)
+
+
+def cleanup_before_dtors(s: StepView) -> z3.BoolRef:
+    """Handlers run most recent first, before any destructor call of the exit, and all of them."""
+    t = s.pre.exiting
+    before_calls = z3.And([c == 0 for c in s.pre.count])
+    handler = z3.Implies(s.is_(HANDLER), z3.And(s.out.got == s.pre.top(t), before_calls))
+    return z3.And(handler, z3.Implies(s.is_(FINISH), s.pre.handlers_left(t) == 0))
+
+
+def pop_runs_top(s: StepView) -> z3.BoolRef:
+    ran = z3.And(s.out.ok == (s.act.value == 1), s.out.got == s.pre.top(s.act.thread))
+    return z3.Implies(s.is_(POP), ran)
+
+
+def join_status(s: StepView) -> z3.BoolRef:
+    t = s.pre.exiting
+    own = z3.If(s.pre.how >= BY_CANCEL, JOINED_CANCELED, JOINED_RETURNED)
+    return z3.Implies(s.is_(FINISH), s.out.got == z3.If(pick(t, list(s.pre.detached)), NOT_JOINED, own))
+
+
+def no_cancel_in_exit(s: StepView) -> z3.BoolRef:
+    return z3.Implies(s.is_(CALL), z3.Not(z3.Or([*s.out.acted, z3.BoolVal(False)])))
+
+
+def main_exit_goes_on(s: StepView) -> z3.BoolRef:
+    """A thread's end ends the process exactly when no other thread runs."""
+    return z3.Implies(
+        z3.And(s.is_(FINISH), z3.Not(s.pre.ended)), s.out.ok == z3.Not(s.pre.others_running(s.pre.exiting))
+    )
+
+
+def no_dtors_at_process_exit(s: StepView) -> z3.BoolRef:
+    """Once exit() or a return from main has ended the process, no handler or destructor runs."""
+    return z3.Implies(z3.Or(s.is_(CALL), s.is_(HANDLER)), z3.Not(s.pre.ended))
+
+
+def fork_child_replica(s: StepView) -> z3.BoolRef:
+    """The child's thread keeps its values; every other thread is gone."""
+    t = s.act.thread
+    kept = [s.value(s.post, t, z3.IntVal(k)) == s.value(s.pre, t, z3.IntVal(k)) for k in s.keys]
+    gone = [z3.Implies(t != u, s.post.status[u] != 1) for u in s.threads]
+    return z3.Implies(s.is_(FORK), z3.And(*kept, *gone))
 
 
 FORMULAS: dict[str, Formula] = {
@@ -192,5 +244,12 @@ FORMULAS: dict[str, Formula] = {
     "create-eagain-at-limit": create_eagain_at_limit,
     "calls-return": calls_return,
     "success-codes": success_codes,
+    "cleanup-before-dtors": cleanup_before_dtors,
+    "pop-runs-top": pop_runs_top,
+    "join-status": join_status,
+    "no-cancel-in-exit": no_cancel_in_exit,
+    "main-exit-goes-on": main_exit_goes_on,
+    "no-dtors-at-process-exit": no_dtors_at_process_exit,
+    "fork-child-replica": fork_child_replica,
 }
 """Property id -> its Z3 formula; every id of the catalog has one."""

@@ -78,14 +78,17 @@ def _traceability(review: Review) -> list[str]:
         "## 1. Traceability",
         "",
         f"Z3 status per reading: `tsdcheck prove` at depth {s.prove_depth}, bounds K={b.keys} T={b.threads} "
-        f"V={b.values} B={b.body}, PTHREAD_KEYS_MAX = 2; 'for all depths' is k-induction within those bounds.",
+        f"V={b.values} B={b.body} H={b.handlers}, PTHREAD_KEYS_MAX = 2; "
+        "'for all depths' is k-induction within those bounds.",
         "",
     ]
     rows = []
     for located in review.rows:
         r = located.row
         where = "; ".join(
-            f"{seed} line {', '.join(map(str, dict.fromkeys(lines)))}" if lines else f"{seed} (not in the seeds)"
+            f"{seed} line {', '.join(map(str, dict.fromkeys(lines)))}"
+            if lines
+            else (f"{seed} (sentence not found)" if seed.endswith(".txt") else seed)
             for seed, lines in located.lines.items()
         )
         if not r.properties:
