@@ -1,6 +1,7 @@
 """Probes come from the model's loose points; the matrix runs every implementation through them."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -102,3 +103,17 @@ def test_matrix_formats(matrix, tmp_path):
 def test_matrix_command_rejects_unknown_implementation(capsys):
     assert main(["matrix", "--impl", "nope"]) == 2
     assert capsys.readouterr().err.startswith("tsdcheck: error: unknown implementation")
+
+
+def test_readme_matrix_is_the_one_the_code_prints(matrix):
+    """Every row of the README's table but the fuzz rows (their step counts depend on the
+    number of examples) is what the matrix prints now."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    printed = matrix.to_markdown().splitlines()
+    head = printed[0]
+    assert head in readme, "the README has no matrix table with these columns"
+    table = readme[readme.index(head) :].split("\n\n")[0].splitlines()
+    assert [line.split(" | ")[0] for line in table] == [line.split(" | ")[0] for line in printed]
+    for mine, theirs in zip(table, printed, strict=True):
+        if not mine.startswith("| fuzz "):
+            assert mine == theirs

@@ -177,7 +177,7 @@ def _lifecycle_cell(impl: Implementation, facts: Facts, ops: tuple[Op, ...]) -> 
     params = get_profile("posix").params(facts.iterations, facts.keys_limit)
     trace, verdict = replay(impl, list(ops), params)
     ends = [obs for op, obs in trace if isinstance(op, (Exit, Cancel, End))]
-    shown = " / ".join(fmt_obs(ends[-1] if ends else trace[-1][1]))
+    shown = " / ".join(line.strip() for line in fmt_obs(ends[-1] if ends else trace[-1][1]))
     if verdict.kind == "accepted":
         return shown
     broken = sorted(p for p in violations(trace, params) if BY_ID[p].applies("posix"))
