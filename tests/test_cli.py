@@ -96,3 +96,10 @@ def test_properties_prints_catalog_and_traceability(capsys):
     status, out, _ = run(capsys, "properties")
     assert status == 0
     assert "dtor-sees-null" in out and "Traceability" in out
+
+
+@pytest.mark.parametrize(("without", "status"), [([], 1), (["--without", "cancel"], 0)])
+def test_fuzz_without_a_feature_looks_past_a_finding_that_needs_it(capsys, without, status):
+    """Cleanup handlers need the cancel feature: without it, a bug in their order cannot show."""
+    argv = ["fuzz", "--impl", "model:cleanup-after-dtors", "--examples", "200", "--seed", "2", "--database", ""]
+    assert run(capsys, *argv, *without)[0] == status

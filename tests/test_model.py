@@ -3,7 +3,9 @@ and rejects what the spec forbids."""
 
 import pytest
 
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.drivers.pyref import Behaviour, PyRef
 from tsdcheck.model.ops import Create, Exit, GetOwn, Reset, SetValue, Spawn
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import TraceError, outcomes
@@ -174,3 +176,16 @@ def test_enumerated_exit_outcomes_are_all_accepted():
     assert len(outs) > 2  # orders and stop/go-on
     for obs, _ in outs:
         assert step(state, Exit(1), obs, POSIX).accepted
+
+
+def test_reported_choices_are_the_plainest_explanation():
+    """An implementation that stops after N passes and calls in ascending order is reported
+    as doing so under the loose posix profile too, although the same calls can also be cut
+    into more passes (going on after N) or into passes of mixed order."""
+    impl = PyRef(Behaviour(order="ascending", after_last_pass="stop"))
+    params = get_profile("posix").params(impl.facts.iterations, impl.facts.keys_limit)
+    result = fuzz(impl, params, FuzzConfig(examples=300, seed=1))
+    assert result.conforms
+    labels = set(result.stats.choices)
+    assert "after the last pass: stop" in labels and "order within a pass: ascending key value" in labels
+    assert not {"after the last pass: go on", "order within a pass: other"} & labels

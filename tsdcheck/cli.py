@@ -22,7 +22,7 @@ from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
-from tsdcheck.drivers.base import EnvironmentProblem
+from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
@@ -62,6 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, help="seed for a reproducible run")
     f.add_argument("--out", default=DEFAULT_OUT, help="where to save a counterexample trace")
     f.add_argument("--database", default=".tsdcheck/examples", help="Hypothesis example database ('' for none)")
+    f.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=THREAD_FEATURES,
+        metavar="FEATURE",
+        help=f"leave out a thread feature to look past a known finding (repeatable; {', '.join(THREAD_FEATURES)})",
+    )
 
     r = sub.add_parser("replay", help="run a saved trace again and judge it")
     r.add_argument("file")
@@ -151,7 +159,13 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     try:
         facts = impl.facts
         params = profile.params(facts.iterations, facts.keys_limit)
-        config = FuzzConfig(examples=args.examples, steps=args.steps, seed=args.seed, database=args.database or None)
+        config = FuzzConfig(
+            examples=args.examples,
+            steps=args.steps,
+            seed=args.seed,
+            database=args.database or None,
+            without=frozenset(args.without),
+        )
         with Progress(
             TextColumn("[bold]fuzzing {task.description}"),
             BarColumn(),

@@ -131,6 +131,8 @@ class FuzzConfig:
     fill: bool = True
     dry: bool = False
     """Generate and discard: no implementation, no judging (the benchmark's ceiling)."""
+    without: frozenset[str] = frozenset()
+    """Thread features not to generate, e.g. to look past a known finding with cancellation."""
 
 
 @dataclass
@@ -454,7 +456,7 @@ def fuzz(
     on_example: Callable[[Stats], None] | None = None,
 ) -> FuzzResult:
     """Fuzz ``impl`` against the model; a failure comes back shrunk to a minimal trace."""
-    run = _Run(impl, params, config, features=impl.facts.features, on_example=on_example)
+    run = _Run(impl, params, config, features=impl.facts.features - config.without, on_example=on_example)
     machine = _machine(run)
     opts = settings(
         max_examples=config.examples,

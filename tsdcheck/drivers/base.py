@@ -34,6 +34,10 @@ class EnvironmentProblem(Exception):
     """
 
 
+THREAD_FEATURES = ("pthread_exit", "main-exit", "cancel", "detached", "fork", "end")
+"""Thread operations beyond spawn and return (see ``needs``); a driver announces those it runs."""
+
+
 @dataclass(frozen=True)
 class Facts:
     """Implementation-defined parameters, as the implementation itself reports them."""
@@ -45,7 +49,7 @@ class Facts:
     """``sysconf(_SC_THREAD_DESTRUCTOR_ITERATIONS)`` (or the API's own constant)."""
     keys_held: int = 0
     """Keys the runtime itself holds before the program creates any."""
-    features: frozenset[str] = frozenset({"pthread_exit", "main-exit", "cancel", "detached", "fork", "end"})
+    features: frozenset[str] = frozenset(THREAD_FEATURES)
     """Thread operations the implementation's driver can run (C11 has no cancellation, ...)."""
 
     @property

@@ -457,7 +457,7 @@ def end_pass(cfg: ExitConfig, params: Params) -> list[ExitConfig | Finished]:
     if "stop" in params.after_last_pass:
         outs.append(_finish(cfg, choices | {f"passes: {cfg.pass_no}", "after the last pass: stop"}))
     if "continue" in params.after_last_pass:
-        outs.append(replace(nxt, choices=choices | {"after the last pass: go on"}))
+        outs.append(replace(nxt, choices=choices | {_GO_ON}))
     return outs
 
 
@@ -466,6 +466,7 @@ def _finish(cfg: ExitConfig, choices: frozenset[str]) -> Finished:
 
 
 _ASCENDING, _DESCENDING = "order: <", "order: >"
+_GO_ON = "after the last pass: go on"
 
 
 def _call_choices(cfg: ExitConfig, key: int) -> frozenset[str]:
@@ -576,10 +577,15 @@ def check_exit(state: State, thread: int, calls: tuple[Call, ...], params: Param
             f"exit t{thread} ended too early: {_why_stuck(stuck[0] if stuck else configs[0], params)}",
             *_next_calls(configs, params),
         )
-    # Several pass structures may explain the calls; report the plainest: calls in one
-    # direction within each pass, then the fewest passes.
-    best = min(finals, key=lambda f: (len(f.choices & {_ASCENDING, _DESCENDING}), _passes(f.choices)))
+    # Several pass structures may explain the calls; report the plainest: no pass beyond N if
+    # the calls allow it, then calls in one direction within each pass, then the fewest passes.
+    best = min(finals, key=lambda f: (_GO_ON in f.choices, _marks(f.choices), _passes(f.choices)))
     return Result(states=_distinct([f.state for f in finals]), choices=_order_label(best.choices))
+
+
+def _marks(choices: frozenset[str]) -> int:
+    """How many directions the calls took within passes (0, 1 or 2: fewer is plainer)."""
+    return len(choices & {_ASCENDING, _DESCENDING})
 
 
 def _passes(choices: frozenset[str]) -> int:
@@ -619,7 +625,8 @@ def _dedupe(configs: list[ExitConfig]) -> list[ExitConfig]:
     seen: dict[object, ExitConfig] = {}
     for c in configs:
         sig = (c.state.signature(), c.pass_no, c.obligations, c.due_at_start, c.called, c.counts)
-        if sig not in seen or _passes(c.choices) < _passes(seen[sig].choices):
+        # The same configuration reached twice: keep the plainer history (see check_exit).
+        if sig not in seen or _marks(c.choices) < _marks(seen[sig].choices):
             seen[sig] = c
     return list(seen.values())
 
