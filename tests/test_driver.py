@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.cli import main
 from tsdcheck.drivers.base import EnvironmentProblem
 from tsdcheck.drivers.cdriver import CDriver
@@ -25,6 +26,8 @@ from tsdcheck.model.ops import (
     SetValue,
     Spawn,
 )
+from tsdcheck.model.profiles import get_profile
+from tsdcheck.model.text import format_trace, parse_trace
 
 HANGING = """
 #include <pthread.h>
@@ -35,6 +38,40 @@ CRASHING = """
 #include <pthread.h>
 void *pthread_getspecific(pthread_key_t k) { return *(void *volatile *)0; }
 """
+NESTING = """
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+static void (*dtors[4096])(void *);
+int pthread_key_create(pthread_key_t *k, void (*d)(void *)) {
+    int (*real)(pthread_key_t *, void (*)(void *)) = dlsym(RTLD_NEXT, "pthread_key_create");
+    int rc = real(k, d);
+    if (!rc && *k < 4096) dtors[*k] = d;
+    return rc;
+}
+/* setspecific destroys the value it replaces, also inside a destructor: calls nest */
+int pthread_setspecific(pthread_key_t k, const void *v) {
+    void *(*get)(pthread_key_t) = dlsym(RTLD_NEXT, "pthread_getspecific");
+    int (*set)(pthread_key_t, const void *) = dlsym(RTLD_NEXT, "pthread_setspecific");
+    void *old = get(k);
+    int rc = set(k, v);
+    if (old && old != v && k < 4096 && dtors[k]) dtors[k](old);
+    return rc;
+}
+"""
+CHATTY = """
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdio.h>
+void *pthread_getspecific(pthread_key_t k) {
+    void *(*real)(pthread_key_t) = dlsym(RTLD_NEXT, "pthread_getspecific");
+    printf("debug: get %u\\n", (unsigned)k);
+    return real(k);
+}
+"""
+
+PARAMS = get_profile("default").params(4, 1024)
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +142,39 @@ def test_a_crash_is_a_finding_and_the_next_case_works(tmp_path):
     try:
         obs = run(driver, [Create(0, None), GetValue(0, 0), GetValue(0, 0)])
         assert obs[1] == Crash("SIGSEGV") and obs[2] == Crash("SIGSEGV")
+        assert run(driver, [Create(0, None)])[0].rc == "0"
+    finally:
+        driver.close()
+
+
+def test_nested_destructor_output_is_a_finding_that_names_the_line(tmp_path, capsys):
+    # k0's destructor sets k1, whose old value this library destroys at once: k1's call line
+    # is printed in the middle of k0's.  That is a finding, not a parse error.
+    lib = shared_lib(tmp_path, "nest", NESTING)
+    ops = [Spawn(1), Create(0, (SetKey(1, 2),)), Create(1, (GetOwn(),)), SetValue(1, 1, 1), SetValue(1, 0, 3), Exit(1)]
+    driver = CDriver(preload=lib, timeout=2.0)
+    try:
+        obs = run(driver, ops)
+        assert isinstance(obs[-1], Crash) and obs[-1].signal.startswith('garbled-output:"c_0_3c_1_1'), obs[-1]
+        assert run(driver, [Create(0, None)])[0].rc == "0"  # the next case works
+    finally:
+        driver.close()
+    steps = list(zip(ops, obs, strict=True))
+    assert judge_trace(steps, PARAMS).kind == "rejected"
+    assert [o for _, o in parse_trace(format_trace(steps)).steps] == obs  # the finding round-trips
+    trace = tmp_path / "nest.trace"
+    trace.write_text(format_trace(steps))
+    assert main(["replay", str(trace), "--preload", lib]) == 1
+    out, err = capsys.readouterr()
+    assert 'crashed (garbled-output:"c_0_3c_1_1' in " ".join(out.split()) and "Traceback" not in err
+
+
+def test_an_implementation_writing_to_stdout_is_a_finding(tmp_path):
+    lib = shared_lib(tmp_path, "chatty", CHATTY)
+    driver = CDriver(preload=lib, timeout=2.0)
+    try:
+        obs = run(driver, [Create(0, None), GetValue(0, 0), GetValue(0, 0)])
+        assert obs[1] == Crash('garbled-output:"V_debug:_get_0"') and obs[2] == obs[1]
         assert run(driver, [Create(0, None)])[0].rc == "0"
     finally:
         driver.close()

@@ -6,9 +6,11 @@ import re
 import pytest
 
 from tsdcheck.checker.fuzz import FuzzConfig
-from tsdcheck.checker.zoo import BY_NAME, CATALOGUE, SOURCE, build, fuzz_kill, z3_kill, z3_suite
+from tsdcheck.checker.replay import replay
+from tsdcheck.checker.zoo import BLIND_SPOTS, BY_NAME, CATALOGUE, SOURCE, build, fuzz_kill, reading, z3_kill, z3_suite
 from tsdcheck.drivers.registry import make_impl
-from tsdcheck.properties import BY_ID
+from tsdcheck.model.text import parse_op
+from tsdcheck.properties import BY_ID, violations
 
 BUGS = [v for v in CATALOGUE if v.kind == "bug"]
 CONFORMANT = [v for v in CATALOGUE if v.kind == "conformant"]
@@ -22,6 +24,7 @@ def test_catalogue_is_complete():
         assert v.citation and v.what
         assert v.kind == "conformant" or (v.expect and set(v.expect) <= set(BY_ID)), v.name
     assert len({(*v.flags, v.profile) for v in CATALOGUE}) == len(CATALOGUE)
+    assert all(b.reason and b.plan for b in BLIND_SPOTS)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,47 @@ def libs(tmp_path_factory):
     return {v.name: build(v, out) for v in CATALOGUE}
 
 
-@pytest.mark.parametrize("name", ["NO_CLEAR", "EAGAIN_EARLY", "SET_CALLS", "DTOR_NULL", "STALE_ARG"])
+# How each lifecycle switch shows, in a few operations; the conformant library accepts each.
+LIFECYCLE_WITNESSES = {
+    "CANCEL_IN_DTOR": "spawn t1 | create k0 dtor=[cancel; reset v1 x1] | create k1 dtor=[get] | set t1 k0 v2 "
+    "| set t1 k1 v1 | exit t1",
+    "DTORS_BEFORE_CLEANUP": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | push t1 h1 | pthread_exit t1",
+    "EXIT_NO_DTORS": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | pthread_exit t1",
+    "MAIN_EXIT_ENDS": "spawn t1 | create k0 dtor=[get] | set t0 k0 v1 | pthread_exit t0 | get t1 k0",
+    "DTORS_AT_EXIT": "create k0 dtor=[get] | set t0 k0 v1 | end return",
+    "JOINER_DTORS": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | set t0 k0 v2 | exit t1",
+    "FORK_DTORS": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | fork t0 | get t0 k0",
+}
+
+
+def replayed(lib, profile, text):
+    impl = make_impl("glibc", preload=str(lib))
+    try:
+        params = reading(profile, impl.facts)
+        trace, verdict = replay(impl, [parse_op(op.strip()) for op in text.split("|")], params)
+        return verdict.kind, set(violations(trace, params))
+    finally:
+        impl.close()
+
+
+def test_every_lifecycle_switch_is_witnessed():
+    lifecycle = [v.name for v in CATALOGUE[CATALOGUE.index(BY_NAME["CANCEL_IN_DTOR"]) :]]
+    assert sorted(LIFECYCLE_WITNESSES) == sorted(lifecycle)
+
+
+@pytest.mark.parametrize("name", sorted(LIFECYCLE_WITNESSES))
+def test_lifecycle_bugs_show_on_their_witness_and_the_base_library_does_not(libs, name):
+    v = BY_NAME[name]
+    text = LIFECYCLE_WITNESSES[name]
+    assert replayed(libs["BASE"], v.profile, text) == ("accepted", set())
+    assert replayed(libs["FORK_RECLAIM"], v.profile, text) == ("accepted", set())
+    kind, broken = replayed(libs[name], v.profile, text)
+    assert kind == "rejected" and broken & set(v.expect), broken
+
+
+@pytest.mark.parametrize(
+    "name", ["NO_CLEAR", "EAGAIN_EARLY", "SET_CALLS", "DTOR_NULL", "STALE_ARG", "EXIT_NO_DTORS", "JOINER_DTORS"]
+)
 def test_bugs_are_killed_by_fuzzing(libs, name):
     v = BY_NAME[name]
     kill = fuzz_kill(libs[name], v.profile, FuzzConfig(examples=300, seed=1))

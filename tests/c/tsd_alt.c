@@ -4,7 +4,10 @@
  * It has its own key table, per-thread blocks of cells (attached on a thread's first use,
  * recycled through a pool when the thread exits, as thread descriptors are), and its own
  * destructor loop: glibc calls one hook (a real glibc key, whose value is the thread's block)
- * at thread exit, and the hook runs this library's passes.  Built without switches it conforms.
+ * at thread exit, and the hook runs this library's passes with cancellation disabled, as musl's
+ * __pthread_exit does (the thread is terminating).  Built without switches it conforms.  The
+ * lifecycle switches interpose pthread_exit, pthread_join or exit()/fork() hooks, as an
+ * implementation owning its threads would behave.
  * tsdcheck/checker/zoo.py is the catalogue (bug class, citation, property expected to catch it).
  *
  * Conformant but different (must never be flagged):
@@ -15,6 +18,8 @@
  *   NEXT_PASS         a pass calls only the keys due at its start; later values wait for the next
  *   CHECK_LIVE        get/set validate the key: EINVAL (set) and NULL (get) for non-live keys
  *   KEY_GEN           key values carry a generation, so a value is never handed out twice
+ *   FORK_RECLAIM      the child of fork reclaims the vanished threads' blocks into the pool,
+ *                     without destructors (glibc __reclaim_stacks after BZ #4938)
  * Bugs (one each):
  *   BUG_NO_CLEAR      call the destructor before clearing the value
  *   BUG_EXTRA_PASS    one pass more than PTHREAD_DESTRUCTOR_ITERATIONS
@@ -35,6 +40,16 @@
  *   BUG_NEW_IN_DTOR   the scan bound is fixed when the loop starts: keys created by destructors are skipped
  *   BUG_SHARED        one block for the whole process: values are shared between threads
  *   BUG_LEFTOVERS     a recycled block is not cleared: a new thread sees an exited thread's values
+ * Lifecycle bugs:
+ *   BUG_CANCEL_IN_DTOR    cancellation stays enabled in the loop: one acted on inside a destructor
+ *                         unwinds out of it and the loop starts again from pass 1 (glibc 2.36)
+ *   BUG_DTORS_BEFORE_CLEANUP  pthread_exit runs the destructors first, then the cleanup handlers
+ *   BUG_EXIT_NO_DTORS     pthread_exit drops the thread's values without calling destructors
+ *   BUG_MAIN_EXIT_ENDS    pthread_exit in the main thread is exit(): the process ends at once
+ *   BUG_DTORS_AT_EXIT     exit() (and return from main) runs the calling thread's destructors
+ *   BUG_JOINER_DTORS      the exiting thread leaves its values to pthread_join, whose caller runs
+ *                         the destructors (in the wrong thread; never for detached threads or main)
+ *   BUG_FORK_DTORS        the child of fork runs the vanished threads' destructors
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -42,8 +57,10 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define KEYS PTHREAD_KEYS_MAX
 #ifdef BUG_EAGAIN_NEVER
@@ -78,13 +95,16 @@ struct cell {
 #endif
 };
 struct block {
-    struct block *next; /* in the pool */
+    struct block *next; /* in the pool, or in the list of attached blocks */
+    pthread_t owner;    /* the thread it is attached to */
+    int orphan;         /* BUG_JOINER_DTORS: its thread has ended, the destructors have not run */
     struct cell cell[SLOTS];
 };
 
 static struct slot slots[SLOTS];
 static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block *pool;
+static struct block *attached; /* every block attached to a thread (of this process) */
 #ifdef BUG_SHARED
 static struct block *mine;
 #else
@@ -102,6 +122,31 @@ static void make_hook(void) {
     real_create(&exit_hook, run_destructors);
 }
 
+/* Point glibc's hook key at `b` (NULL: no destructor loop at this thread's exit). */
+static void arm(struct block *b) {
+    int (*real_set)(pthread_key_t, const void *) = dlsym(RTLD_NEXT, "pthread_setspecific");
+    pthread_once(&hook_once, make_hook);
+    real_set(exit_hook, b);
+}
+
+/* Take `b` off the list of attached blocks (with table_lock held). */
+static void unlink_block(struct block *b) {
+    for (struct block **p = &attached; *p; p = &(*p)->next)
+        if (*p == b) {
+            *p = b->next;
+            break;
+        }
+}
+
+/* Back to the pool: the thread it was attached to is gone. */
+__attribute__((unused)) static void release(struct block *b) {
+    pthread_mutex_lock(&table_lock);
+    unlink_block(b);
+    b->next = pool;
+    pool = b;
+    pthread_mutex_unlock(&table_lock);
+}
+
 /* The calling thread's block, attached on first use: from the pool, or new. */
 static struct block *attach(void) {
     if (!mine) {
@@ -117,12 +162,16 @@ static struct block *attach(void) {
             b = calloc(1, sizeof *b);
             if (!b) return NULL;
         }
+        b->owner = pthread_self();
+        b->orphan = 0;
+        pthread_mutex_lock(&table_lock);
+        b->next = attached;
+        attached = b;
+        pthread_mutex_unlock(&table_lock);
         mine = b;
     }
     if (!hooked) {
-        int (*real_set)(pthread_key_t, const void *) = dlsym(RTLD_NEXT, "pthread_setspecific");
-        pthread_once(&hook_once, make_hook);
-        real_set(exit_hook, mine);
+        arm(mine);
         hooked = 1;
     }
     return mine;
@@ -271,9 +320,8 @@ static int any_due(struct block *b, unsigned top, const unsigned char *count) {
     return 0;
 }
 
-/* glibc's destructor for the hook key: this library's destructor loop, then the block is recycled. */
-static void run_destructors(void *arg) {
-    struct block *b = arg;
+/* The destructor loop over block b, in the calling thread. */
+static void destroy(struct block *b) {
     unsigned char count[SLOTS] = {0};
     unsigned top = SLOTS;
 #ifdef BUG_NEW_IN_DTOR
@@ -291,15 +339,120 @@ static void run_destructors(void *arg) {
         if (pass >= PASSES) break;
 #endif
     }
+}
+
+/* The destructor loop run by a thread that is not b's (joiner, fork child): a cancellation
+ * requested by a destructor must not end the caller in the middle of it. */
+__attribute__((unused)) static void destroy_elsewhere(struct block *b) {
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+    destroy(b);
+    pthread_setcancelstate(old, NULL);
+}
+
+#ifdef BUG_CANCEL_IN_DTOR
+/* A cancellation acted on inside a destructor unwinds out of the loop; glibc's start_thread
+ * then runs its TSD destructors again from the start, which calls the hook once more. */
+static void rearm(void *b) {
+    calling = 0;
+    arm(b);
+}
+#endif
+
+/* glibc's destructor for the hook key: this library's destructor loop, then the block is recycled. */
+static void run_destructors(void *arg) {
+    struct block *b = arg;
+#if defined(BUG_CANCEL_IN_DTOR)
+    pthread_cleanup_push(rearm, b);
+    destroy(b);
+    pthread_cleanup_pop(0);
+#elif defined(BUG_JOINER_DTORS)
+    b->orphan = 1; /* pthread_join runs them */
+    hooked = 0;
+    mine = NULL;
+    return;
+#else
+    int old;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old); /* terminating: never restored */
+    destroy(b);
+#endif
     hooked = 0;
 #ifndef BUG_SHARED
     mine = NULL;
-    pthread_mutex_lock(&table_lock);
-    b->next = pool;
-    pool = b;
-    pthread_mutex_unlock(&table_lock);
+    release(b);
 #endif
 }
+
+/* Run the calling thread's destructor loop now, instead of at its end. */
+__attribute__((unused)) static void run_now(void) {
+    if (mine && hooked) {
+        arm(NULL);
+        run_destructors(mine);
+    }
+}
+
+#if defined(BUG_DTORS_BEFORE_CLEANUP) || defined(BUG_EXIT_NO_DTORS) || defined(BUG_MAIN_EXIT_ENDS)
+static pthread_t main_thread;
+__attribute__((constructor)) static void note_main(void) { main_thread = pthread_self(); }
+
+void pthread_exit(void *ret) {
+    void (*real_exit)(void *) = dlsym(RTLD_NEXT, "pthread_exit");
+#if defined(BUG_DTORS_BEFORE_CLEANUP)
+    run_now(); /* the cleanup handlers run after, in real_exit */
+#elif defined(BUG_EXIT_NO_DTORS)
+    if (mine && hooked) {
+        struct block *b = mine;
+        arm(NULL);
+        hooked = 0;
+        mine = NULL;
+        release(b);
+    }
+#else
+    if (pthread_equal(pthread_self(), main_thread)) exit((int)(intptr_t)ret);
+#endif
+    real_exit(ret);
+    abort();
+}
+#endif
+
+#ifdef BUG_DTORS_AT_EXIT
+__attribute__((constructor)) static void at_exit_too(void) { atexit(run_now); }
+#endif
+
+#ifdef BUG_JOINER_DTORS
+int pthread_join(pthread_t t, void **ret) {
+    int (*real_join)(pthread_t, void **) = dlsym(RTLD_NEXT, "pthread_join");
+    int rc = real_join(t, ret);
+    if (rc) return rc;
+    pthread_mutex_lock(&table_lock);
+    struct block *b = attached;
+    while (b && !(b->orphan && pthread_equal(b->owner, t))) b = b->next;
+    pthread_mutex_unlock(&table_lock);
+    if (b) {
+        destroy_elsewhere(b);
+        release(b);
+    }
+    return rc;
+}
+#endif
+
+#if defined(FORK_RECLAIM) || defined(BUG_FORK_DTORS)
+/* In the child of fork: the blocks of the threads that did not survive go back to the pool. */
+static void reclaim_in_child(void) {
+    for (;;) {
+        pthread_mutex_lock(&table_lock);
+        struct block *b = attached;
+        while (b && pthread_equal(b->owner, pthread_self())) b = b->next;
+        pthread_mutex_unlock(&table_lock);
+        if (!b) return;
+#ifdef BUG_FORK_DTORS
+        destroy_elsewhere(b);
+#endif
+        release(b);
+    }
+}
+__attribute__((constructor)) static void at_fork(void) { pthread_atfork(NULL, NULL, reclaim_in_child); }
+#endif
 
 int pthread_key_create(pthread_key_t *key, dtor_fn dtor) {
     pthread_once(&hook_once, make_hook);

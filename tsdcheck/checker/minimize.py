@@ -2,8 +2,18 @@
 
 Hypothesis shrinks the choices that generated a trace; removing an early ``create`` there
 shifts every later key name, so such steps often survive.  Here operations are removed from
-the trace itself, key names are re-assigned as the shorter trace creates them, and the
-shorter trace is kept when it still breaks one of the same properties.
+the trace itself, key names are re-assigned as the shorter trace creates them, and a shorter
+trace is kept while the model still rejects it.
+
+A counterexample is a trace the model rejects, whatever property it breaks: the
+implementation is wrong on it all the same (Hypothesis, too, shrinks across every failure of
+the one assertion).  Keeping only traces that break the property found first can get stuck:
+a trace that first fails at thread exit may hold a shorter one that fails earlier, on a read,
+once a step masking that read is gone.  A rejected trace ends at its first rejected step, so
+removing an operation can shorten it by more than one, and deleting from the end first would
+drop that read before the masking step; so every round tries all candidates and keeps the
+shortest (the same property wins ties).  A hang found while minimising something else is
+not taken: a step that does not answer in time may only mean a loaded machine.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from tsdcheck.model.ops import (
     Exited,
     Filled,
     GetValue,
+    Hang,
     Instr,
     NewSeen,
     Obs,
@@ -144,38 +155,53 @@ def minimize(
     budget: int = 400,
     on_attempt: Callable[[], None] | None = None,
 ) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
-    """The shortest trace found by deleting operations that still breaks a same property.
+    """The shortest rejected trace found by deleting operations and shortening programs.
 
-    Returns None when the trace does not fail again (a flaky implementation).
+    Each round runs every simpler candidate of the best trace so far and keeps the shortest
+    one the model rejects (fewest operations, then fewest program instructions, then one that
+    breaks a property the trace broke).  Rounds go on while one is shorter, within ``budget``
+    runs.  Returns None when the trace does not fail again (a flaky implementation).
     """
     target = set(violations(trace, params))
     best = run_renamed(impl, trace, params)
     if best is None or best[1].kind != "rejected":
         return None
-
-    def still_fails(candidate: list[tuple[Op, Obs]]) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
-        out = run_renamed(impl, candidate, params)
-        if out is None or out[1].kind != "rejected":
-            return None
-        return out if not target or target & set(violations(out[0], params)) else None
-
+    hang_found = _hangs(best[0])
     attempts = 0
-    improved = True
-    while improved and attempts < budget:
-        improved = False
+    while attempts < budget:
+        choice: tuple[tuple[int, int, bool], tuple[list[tuple[Op, Obs]], Verdict]] | None = None
         for candidate in _candidates(best[0]):
+            if attempts >= budget:
+                break
             attempts += 1
             if on_attempt:
                 on_attempt()
-            out = still_fails(candidate)
-            if out is not None:
-                best, improved = out, True
-                break
+            out = run_renamed(impl, candidate, params)
+            if out is None or out[1].kind != "rejected" or (_hangs(out[0]) and not hang_found):
+                continue
+            other = bool(target) and not target & set(violations(out[0], params))
+            key = (*_size(out[0]), other)
+            if key[:2] < _size(best[0]) and (choice is None or key < choice[0]):
+                choice = (key, out)
+        if choice is None:
+            break
+        best = choice[1]
     return best
 
 
+def _size(trace: list[tuple[Op, Obs]]) -> tuple[int, int]:
+    """Operations, then destructor program instructions: what a simpler trace has fewer of."""
+    return len(trace), sum(len(op.dtor or ()) for op, _ in trace if isinstance(op, Create))
+
+
+def _hangs(trace: list[tuple[Op, Obs]]) -> bool:
+    """Whether the trace ends in a step that did not answer in time."""
+    return bool(trace) and isinstance(trace[-1][1], Hang)
+
+
 def _candidates(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
-    """Simpler traces: one step fewer, a step with all it made fewer, a program shorter."""
+    """Simpler traces: one step fewer, a step with all it made fewer, a program shorter, a
+    step aimed at another key so that its own key's ``create`` can go."""
     for i in range(len(steps) - 1, -1, -1):
         yield steps[:i] + steps[i + 1 :]
     for i in range(len(steps)):
@@ -186,6 +212,30 @@ def _candidates(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
             for j in range(len(op.dtor)):
                 shorter = replace(op, dtor=op.dtor[:j] + op.dtor[j + 1 :])
                 yield [*steps[:i], (shorter, obs), *steps[i + 1 :]]
+    yield from _redirected(steps)
+
+
+def _redirected(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
+    """A ``set``, ``get`` or ``delete`` of the only step naming its key, aimed instead at a key
+    created before it, without that key's ``create``: e.g. a value given to a key whose
+    destructor sets a second key, given to the second key at once."""
+    created = {op.key: i for i, (op, _) in enumerate(steps) if isinstance(op, Create)}
+    for i, (op, obs) in enumerate(steps):
+        if not isinstance(op, (SetValue, GetValue, Delete)) or op.key not in created:
+            continue
+        if any(_names(other, op.key) for j, (other, _) in enumerate(steps) if j not in (i, created[op.key])):
+            continue
+        for k, at in created.items():
+            if k != op.key and at < i:
+                moved = (replace(op, key=k), obs)
+                yield [moved if j == i else s for j, s in enumerate(steps) if j != created[op.key]]
+
+
+def _names(op: Op, key: int) -> bool:
+    """Whether ``op`` names ``key`` (as its operand, or in its destructor program)."""
+    if isinstance(op, Create):
+        return op.key != key and any(isinstance(i, (SetKey, DeleteKey)) and i.key == key for i in op.dtor or ())
+    return isinstance(op, (SetValue, GetValue, Delete)) and op.key == key
 
 
 def _with_dependents(steps: list[tuple[Op, Obs]], i: int) -> list[int]:

@@ -23,7 +23,7 @@ import z3
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import Oracle
-from tsdcheck.checker.prove import Prover, to_trace
+from tsdcheck.checker.prove import to_trace
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, Encoding
 from tsdcheck.checker.z3model import Variant as Z3Variant
@@ -80,6 +80,13 @@ CATALOGUE: tuple[Variant, ...] = (
     Variant("NEXT_PASS", ("NEXT_PASS",), "conformant", "a pass calls only the keys due at its start", "musl, dietlibc"),
     Variant("CHECK_LIVE", ("CHECK_LIVE",), "conformant", "EINVAL (set) / NULL (get) for non-live keys", "glibc"),
     Variant("KEY_GEN", ("KEY_GEN",), "conformant", "key values carry a generation, never reused", "bionic 5ddbb3f93"),
+    Variant(
+        "FORK_RECLAIM",
+        ("FORK_RECLAIM",),
+        "conformant",
+        "the child of fork reclaims the vanished threads' blocks, without destructors",
+        "Z5b: glibc 2a01ce56b7 (BZ #4938: __reclaim_stacks clears the reclaimed threads' TSD in the child)",
+    ),
     _bug(
         "NO_CLEAR",
         "destructor called before the value is cleared",
@@ -203,6 +210,59 @@ CATALOGUE: tuple[Variant, ...] = (
         "Z5b: glibc BZ #4938, 2a01ce56b7 (tst-tsd6: reclaimed stacks kept their TSD)",
         "new-thread-null",
     ),
+    # Thread lifecycle: how a thread ends, and what the process does around it.
+    _bug(
+        "CANCEL_IN_DTOR",
+        "a cancellation requested inside a destructor is acted on: the loop is left and starts again",
+        "Z18: live in glibc 2.36 (start_thread sets EXITING_BIT only after __nptl_deallocate_tsd); "
+        "musl __pthread_exit disables cancellation first",
+        "no-cancel-in-exit",
+        "join-status",
+    ),
+    _bug(
+        "DTORS_BEFORE_CLEANUP",
+        "pthread_exit runs the destructors before the cleanup handlers",
+        "Z13: live in dietlibc 0.34 (libpthread/pthread_internal.c __managed_start)",
+        "cleanup-before-dtors",
+    ),
+    _bug(
+        "EXIT_NO_DTORS",
+        "pthread_exit drops the thread's values without calling their destructors",
+        "apache/nuttx PR #3626 (userspace pthread_exit ran cleanup handlers but no key destructors); "
+        "Samsung/TizenRT PR #1773 (destructors added to pthread_exit and pthread_cancel)",
+        "at-least-n-passes",
+        "main-exit-goes-on",
+    ),
+    _bug(
+        "MAIN_EXIT_ENDS",
+        "pthread_exit in the main thread ends the process at once, without destructors",
+        "Z14a: live in dietlibc 0.34 (pthread_exit in main is exit((int)value)); glibc 3fa21fd813 "
+        "(main's destructors at pthread_exit, tst-tsd5)",
+        "main-exit-goes-on",
+        "at-least-n-passes",
+    ),
+    _bug(
+        "DTORS_AT_EXIT",
+        "exit() and return from main run the calling thread's destructors",
+        "Z14b: emscripten-core/emscripten PR #14512 (fixed in PR #13007, dce4aa0); SerenityOS/serenity PR #24735",
+        "no-dtors-at-process-exit",
+    ),
+    _bug(
+        "JOINER_DTORS",
+        "destructors run in the joining thread, after the join (never for detached threads or main)",
+        "Z12: glibc 6b4686a534 (deallocate_tsd was called from __free_tcb, by the reaper or joiner)",
+        "at-least-n-passes",
+        "dtor-sees-null",
+        "main-exit-goes-on",
+    ),
+    _bug(
+        "FORK_DTORS",
+        "the child of fork runs the destructors of the threads that did not survive, in its own thread",
+        "no historical report found; nearest Z5b (glibc BZ #4938: the child reclaims those threads' TSD) "
+        "and Z12 (destructors in another thread's context)",
+        "fork-child-replica",
+        "dtor-only-at-exit",
+    ),
 )
 
 BY_NAME = {v.name: v for v in CATALOGUE}
@@ -226,11 +286,19 @@ BLIND_SPOTS: tuple[BlindSpot, ...] = (
         "the parallel mode of DESIGN.md: a barrier-released suffix and a linearizability search",
     ),
     BlindSpot(
-        "Z5a, Z12, Z13, Z14, Z18",
-        "fork, cancellation, cleanup-handler order, main-thread exit, destructors in the wrong thread",
-        "the lifecycle operations exist (and find Z13, Z14 on dietlibc and Z18 on glibc), but the zoo's "
-        "library runs its destructor loop from one glibc key, so it has no cleanup or cancellation of its own",
-        "zoo switches that wrap pthread_exit and pthread_cancel; the Python reference has three lifecycle bugs",
+        "Z5a",
+        "fork while another thread holds the key-table lock: the child deadlocks in create or delete",
+        "operations run one at a time, so no thread is inside pthread_key_create when another forks",
+        "the parallel mode of DESIGN.md (a fork released together with creates in other threads), then a "
+        "zoo switch without the atfork handler for the table lock",
+    ),
+    BlindSpot(
+        "Z21",
+        "main-thread exit miscounts the running threads, so the last other thread is killed without destructors",
+        "the zoo's library sits on glibc, whose count of running threads a preloaded TSD library cannot "
+        "get wrong; and on GNU Pth, where the bug lives, the driver does not run the main thread's exit",
+        "announce the main thread's exit in the Pth driver (pth_exit from main) so main-exit-goes-on judges "
+        "it there; a zoo switch needs a library that owns its threads (a pthread_create wrapper that counts)",
     ),
     BlindSpot(
         "Z17",
@@ -362,7 +430,7 @@ def fuzz_kill(lib: Path, profile: str, config: FuzzConfig) -> Kill:
 @dataclass(frozen=True)
 class Z3Trace:
     name: str
-    """Where the trace comes from: ``break:RULE:PROPERTY`` or ``reach:PROPERTY``."""
+    """Where the trace comes from: ``break:RULE`` or ``reach:PROPERTY``."""
     ops: tuple[Op, ...]
 
 
@@ -386,6 +454,8 @@ def _bmc(
     s.add(e.initial(frames[0]), e.domain())
     found: dict[str, list] = {}
     for i in range(1, depth + 1):
+        if len(found) == len(goals):
+            break
         frames.append(e.frame(i))
         steps.append((e.action(i), e.outputs(i)))
         s.add(e.transition(frames[i - 1], *steps[-1], frames[i]))
@@ -426,7 +496,11 @@ def z3_suite(
     """Z3-generated traces: the shortest counterexample of every rule the encoding can break
     (``tsdcheck prove --break``), and for every property a shortest run of the correct
     encoding that reaches its antecedent.  Rules about the key limit are searched with a limit
-    of 2 and lifted to the implementation's."""
+    of 2 and lifted to the implementation's.
+
+    A broken rule's search stops at its first counterexample, whichever property it breaks:
+    a trace is what the suite needs, and proving the other properties to ``depth`` (as
+    ``tsdcheck prove --break`` does) is most of the cost."""
     bounds = bounds or Bounds()
     params = reading(profile, facts)
     small = replace(params, keys_limit=2)
@@ -435,16 +509,20 @@ def z3_suite(
     for rule in rules:
         limited = rule.startswith("eagain")
         at = small if limited else params
-        prover = Prover(Encoding(bounds, Z3Variant(at, frozenset({rule}))), dict.fromkeys(checks, at))
-        for pid, outcome in prover.bmc(depth).items():
-            if outcome.trace is not None:
-                ops = tuple(op for op, _ in outcome.trace)
-                ops = _lifted(ops, small.keys_limit, params.keys_limit) if limited else ops
-                suite.setdefault(ops, f"break:{rule}:{pid}")
-    goals = {pid: _reach(FORMULAS[pid]) for pid in checks if reach}
-    for pid, trace in _bmc(Encoding(bounds, Z3Variant(params)), goals, params, depth).items():
-        suite.setdefault(tuple(op for op, _ in trace), f"reach:{pid}")
+        broken = {f"break:{rule}": _breaks(checks)}
+        for name, trace in _bmc(Encoding(bounds, Z3Variant(at, frozenset({rule}))), broken, at, depth).items():
+            ops = tuple(op for op, _ in trace)
+            ops = _lifted(ops, small.keys_limit, params.keys_limit) if limited else ops
+            suite.setdefault(ops, name)
+    goals = {f"reach:{pid}": _reach(FORMULAS[pid]) for pid in checks if reach}
+    for name, trace in _bmc(Encoding(bounds, Z3Variant(params)), goals, params, depth).items():
+        suite.setdefault(tuple(op for op, _ in trace), name)
     return [Z3Trace(name, ops) for ops, name in suite.items()]
+
+
+def _breaks(checks: Sequence[str]) -> Callable[[StepView], z3.BoolRef]:
+    """A step that breaks one of the properties ``checks``."""
+    return lambda view: z3.Or([z3.Not(FORMULAS[pid](view)) for pid in checks])
 
 
 def _reach(formula: Callable[[StepView], z3.BoolRef]) -> Callable[[StepView], z3.BoolRef]:

@@ -4,6 +4,11 @@ Operations go down a pipe as short numeric lines and observations come back the 
 destructor calls are streamed as they happen, so a hang or a crash still shows the calls
 that led to it.  A step that does not answer in time, or a destructor loop that runs away,
 becomes a ``Hang``; a child that dies becomes a ``Crash``.  The checker itself never hangs.
+
+A line the protocol does not allow is a finding too: the case is killed and the step observes
+``Crash("garbled-output:...")`` naming the line.  The implementation caused it, by writing to
+the driver's standard output or by calling a destructor inside another one (the inner call's
+line then lands in the middle of the outer one's, e.g. ``c 0 3c 1 1``).
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ class _Lines:
                 raise EOFError
             self.buf += chunk
         line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
+        return line.decode(errors="replace")
 
 
 def _value(tok: str) -> Ptr:
@@ -171,6 +176,20 @@ def _command(op: Op) -> str:
     raise TypeError(op)
 
 
+GARBLED = "garbled-output"
+"""The ``Crash`` signal of a step whose output broke the protocol (followed by the line)."""
+_BAD_LINE = (ValueError, IndexError, KeyError)
+"""What parsing a line that breaks the protocol raises."""
+KEPT_LINE = 80
+"""Characters of a garbled line kept in the finding."""
+
+
+def garbled(line: str) -> str:
+    """The ``Crash`` signal naming a garbled line: one word, so the trace format keeps it."""
+    text = "_".join(line.split())
+    return f'{GARBLED}:"{text[:KEPT_LINE]}{"..." if len(text) > KEPT_LINE else ""}"'
+
+
 FEATURES = {"x": "pthread_exit", "m": "main-exit", "c": "cancel", "d": "detached", "f": "fork", "e": "end"}
 """The thread operations the driver's API layer announces, by the letters of its greeting."""
 
@@ -181,8 +200,22 @@ def _status(line: str) -> str:
     return signal.Signals(int(code)).name if how == "s" else code
 
 
+def _reply_kind(op: Op) -> str:
+    """The letter that starts the reply to ``op``."""
+    if isinstance(op, GetValue):
+        return "V"
+    if isinstance(op, Create):
+        return "K"
+    if isinstance(op, Fill):
+        return "F"
+    return "R"
+
+
 def _reply(op: Op, line: str, calls: tuple[Call, ...], handlers: tuple[HandlerRun, ...]) -> Obs:
+    """The observation of ``op`` from its reply line; ValueError when the line is not one."""
     kind, *words = line.split()
+    if kind != _reply_kind(op) or not words:
+        raise ValueError(f"not a reply to {fmt_op(op)}")
     if isinstance(op, (Exit, Cancel)):
         status = None if len(words) < 2 or words[1] == "-" else words[1]
         return Exited(calls, handlers, status)
@@ -242,20 +275,29 @@ class CSession:
                 self.dead = Hang(tuple(calls[:KEPT_CALLS]))
                 self._kill()
                 return self.dead
-            if line.startswith("c "):
-                calls.append(_call(line))
-            elif line.startswith("h "):
-                handlers.append(HandlerRun(int(line.split()[1]), len(calls)))
-            elif line.startswith("W "):
-                return self._ended(op, line, tuple(calls), tuple(handlers))
-            elif line.startswith("E "):
+            if line.startswith("E "):
                 self._kill()
                 raise EnvironmentProblem(f"the C driver gave up: {line[2:]}")
-            else:
-                obs = _reply(op, line, tuple(calls), tuple(handlers))
-                if line.endswith(" last"):  # the process ends with this thread: its status follows
-                    obs = self._last(obs)
-                return obs
+            try:
+                if line.startswith("c "):
+                    calls.append(_call(line))
+                elif line.startswith("h "):
+                    handlers.append(HandlerRun(int(line.split()[1]), len(calls)))
+                elif line.startswith("W "):
+                    return self._ended(op, line, tuple(calls), tuple(handlers))
+                else:
+                    obs = _reply(op, line, tuple(calls), tuple(handlers))
+                    if line.endswith(" last"):  # the process ends with this thread: its status follows
+                        obs = self._last(obs)
+                    return obs
+            except _BAD_LINE:
+                return self._garbled(line, tuple(calls))
+
+    def _garbled(self, line: str, calls: tuple[Call, ...]) -> Obs:
+        """A line the protocol does not allow: end the case, and report it as the step's failure."""
+        self._kill()
+        self.dead = Crash(garbled(line), calls)
+        return self.dead
 
     def _ended(self, op: Op, line: str, calls: tuple[Call, ...], handlers: tuple[HandlerRun, ...]) -> Obs:
         """The case's process ended during ``op``: expected for ``end``, a finding otherwise."""
@@ -272,10 +314,12 @@ class CSession:
         """After the last thread's reply: wait for the process's end and record its status."""
         assert self.driver._lines is not None and isinstance(obs, Exited)
         line = self.driver._lines.read(time.monotonic() + self.driver.timeout)
-        if line is None or not line.startswith("W "):
+        if line is None:
             self._kill()
             self.dead = Hang(obs.calls)
             return self.dead
+        if not line.startswith("W "):
+            return self._garbled(line, obs.calls)
         self.pid = 0
         self.dead = replace(obs, ended=_status(line))
         return self.dead
@@ -361,9 +405,15 @@ class CDriver:
         if hello is None or not hello.startswith("H ") or problem:
             self._reset()
             raise EnvironmentProblem(f"the {self.name} driver did not start: {problem or hello or 'no answer'}")
-        _, keys_max, iterations, letters = hello.split()
-        features = frozenset(FEATURES[c] for c in letters)
-        self._facts = Facts(self.name, int(keys_max), int(iterations), self.keys_held, features)
+        try:
+            _, keys_max, iterations, letters = hello.split()
+            features = frozenset(FEATURES[c] for c in letters)
+            self._facts = Facts(self.name, int(keys_max), int(iterations), self.keys_held, features)
+        except _BAD_LINE:
+            self._reset()
+            raise EnvironmentProblem(
+                f"the {self.name} driver did not start: its greeting is not 'H keys iterations features': {hello!r}"
+            ) from None
 
     def _loader_complaint(self) -> str | None:
         """What the dynamic loader said on stderr at start-up (a preload it could not load)."""
@@ -384,9 +434,11 @@ class CDriver:
             line = self._lines.read(time.monotonic() + 10)
         except (BrokenPipeError, EOFError):
             line = None
-        if line is None or not line.startswith("P "):
+        if line is None or not line.startswith("P ") or not line[2:].strip().isdigit():
             self._reset()
-            raise EnvironmentProblem(f"the {self.name} driver could not start a test case")
+            raise EnvironmentProblem(
+                f"the {self.name} driver could not start a test case" + (f": it said {line!r}" if line else "")
+            )
         return CSession(self, int(line.split()[1]))
 
     def _fork_child(self) -> None:
