@@ -193,7 +193,9 @@ class Frame:
 
     def top(self, t: z3.ArithRef) -> z3.ArithRef:
         """The handler on top of thread t's cleanup stack (-1 when the bound allows none)."""
-        return top_of(self.stack, self.depth, t)
+        if not self.stack[0]:
+            return z3.IntVal(-1)
+        return pick(t, [pick(d - 1, list(row)) for row, d in zip(self.stack, self.depth, strict=True)])
 
     def others_running(self, t: z3.ArithRef) -> z3.BoolRef:
         return z3.Or([z3.And(t != ti, s == 1) for ti, s in enumerate(self.status)])
@@ -304,13 +306,6 @@ def due(
 ) -> z3.BoolRef:
     """Key k's destructor is due in thread t: live, with a destructor, non-NULL."""
     return z3.And(live[k], g.programs[k].has, pick(t, [row[k] for row in val]) != 0)
-
-
-def top_of(stack: Sequence[Sequence[z3.ArithRef]], depth: Sequence[z3.ArithRef], t: z3.ArithRef) -> z3.ArithRef:
-    """The top of thread t's cleanup stack."""
-    if not stack or not stack[0]:
-        return z3.IntVal(-1)
-    return pick(t, [pick(d - 1, list(row)) for row, d in zip(stack, depth, strict=True)])
 
 
 def pick(index: z3.ArithRef, items: list[z3.ExprRef]) -> z3.ExprRef:
