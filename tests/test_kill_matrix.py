@@ -4,10 +4,10 @@ counterexamples, and no conformant variant is ever flagged, by fuzzing or by Z3-
 import re
 
 import pytest
+from zoo import BLIND_SPOTS, BY_NAME, CATALOGUE, SOURCE, build, fuzz_kill, reading, z3_kill, z3_suite
 
 from tsdcheck.checker.fuzz import FuzzConfig
 from tsdcheck.checker.replay import replay
-from tsdcheck.checker.zoo import BLIND_SPOTS, BY_NAME, CATALOGUE, SOURCE, build, fuzz_kill, reading, z3_kill, z3_suite
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.text import parse_op
 from tsdcheck.properties import BY_ID, violations

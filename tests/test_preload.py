@@ -3,9 +3,9 @@ flagged (also when it picks another allowed choice), and injected bugs are found
 zoo is in tests/test_kill_matrix.py and bench/kill_matrix.py."""
 
 import pytest
+from zoo import Variant, build
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
-from tsdcheck.checker.zoo import Variant, build
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.properties import violations

@@ -35,7 +35,7 @@ from tsdcheck.model.state import Params
 from tsdcheck.properties import CATALOG, violations
 from tsdcheck.properties.formulas import FORMULAS, StepView
 
-SOURCE = Path(__file__).resolve().parents[2] / "tests" / "c" / "tsd_alt.c"
+SOURCE = Path(__file__).resolve().parent / "c" / "tsd_alt.c"
 """The zoo's C source (in the repository, next to the tests that use it)."""
 
 Kind = Literal["bug", "conformant"]
