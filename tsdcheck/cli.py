@@ -18,6 +18,7 @@ from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.matrix import IMPLEMENTATIONS, build_matrix
 from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.checker.parallel import case_of, judge_recorded, stress
 from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
@@ -26,7 +27,7 @@ from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
-from tsdcheck.model.text import TraceSyntaxError, format_trace, parse_trace
+from tsdcheck.model.text import TraceFile, TraceSyntaxError, format_trace, parse_trace
 from tsdcheck.properties.catalog import BY_ID, CATALOG
 from tsdcheck.properties.traceability import ROWS
 
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("file")
     impl_options(r, None)
     r.add_argument("--observed", action="store_true", help="judge the recorded observations without running anything")
+    r.add_argument("--repeat", type=int, default=1, help="runs of a parallel case (fresh processes); reports the rate")
 
     sub.add_parser("properties", help="print the property catalog and the traceability table")
 
@@ -208,6 +210,8 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
     tf = parse_trace(Path(args.file).read_text())
+    if tf.parallel is not None:
+        return _replay_parallel(args, tf, console)
     if not tf.steps:
         raise UsageError(f"{args.file} holds no operations")
     profile = get_profile(args.profile or tf.meta.get("profile", "default"))
@@ -242,6 +246,43 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         console.print(finding_line(trace[: (verdict.index or 0) + 1], facts, profile.name), markup=False)
         return 1
     return 0
+
+
+def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) -> int:
+    """A parallel case: judge its recorded observations, or run it again (``--repeat`` times)."""
+    profile = get_profile(args.profile or tf.meta.get("profile", "default"))
+    impl = make_impl(
+        args.impl or tf.meta.get("impl", "model" if args.observed else "glibc"),
+        args.preload or tf.meta.get("preload"),
+        args.timeout,
+        args.cc or tf.meta.get("cc"),
+        args.cflags or tf.meta.get("cflags", ""),
+        args.ldflags or tf.meta.get("ldflags", ""),
+    )
+    assert tf.parallel is not None
+    try:
+        facts = impl.facts
+        params = profile.params(facts.iterations, facts.keys_limit)
+        if args.observed:
+            if any(obs is None for _, obs in (*tf.steps, *tf.suffix)):
+                raise UsageError("--observed needs every step observed; a step has no '->'")
+            prefix = [(op, obs) for op, obs in tf.steps if obs is not None]
+            suffix = [(op, obs) for op, obs in tf.suffix if obs is not None]
+            verdict = judge_recorded(prefix, tf.parallel, suffix, params)
+            console.print(format_trace(prefix, {"profile": profile.name}, tf.parallel, suffix), markup=False)
+            console.print(verdict.describe(), markup=False)
+            return 1 if verdict.kind == "rejected" else 0
+        found = stress(impl, case_of(tf), params, max(args.repeat, 1), seed=int(tf.meta.get("seed", "0")))
+    finally:
+        impl.close()
+    run = found.first_failure
+    if run is None:
+        console.print(f"no run rejected: {found.rate} ({found.undefined} reached undefined behaviour)", markup=False)
+        return 0
+    console.print(run.text({"impl": facts.name, "profile": profile.name}), markup=False)
+    console.print(run.verdict.describe(), markup=False)
+    console.print(f"rejected in {found.rate} on {facts.name}", markup=False)
+    return 1
 
 
 def _prove(args: argparse.Namespace, console: Console) -> int:

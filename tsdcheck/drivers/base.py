@@ -21,6 +21,7 @@ from tsdcheck.model.ops import (
     Fork,
     Obs,
     Op,
+    Parallel,
     Pop,
     Push,
     Spawn,
@@ -108,3 +109,13 @@ class Implementation(Protocol):
 
     def close(self) -> None:
         """Release the implementation (stop servers, processes)."""
+
+
+@runtime_checkable
+class ParallelSession(Session, Protocol):
+    """A session that can run a parallel block: its threads released together, each operation
+    stamped with its invocation and return in one sequence of events."""
+
+    def run_parallel(self, block: Parallel, seed: int) -> Parallel:
+        """Run the block's script; ``seed`` varies the jitter.  Returns the block observed
+        (operations that never ran keep no observation; after a hang or crash the session is dead)."""

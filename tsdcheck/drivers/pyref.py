@@ -8,6 +8,8 @@ what happens after the last pass) or injects one named bug, for the tests and be
 
 from __future__ import annotations
 
+import random
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 
 from tsdcheck.drivers.base import Facts
@@ -23,6 +25,7 @@ from tsdcheck.model.ops import (
     CancelSeen,
     CancelSelf,
     Code,
+    Crash,
     Create,
     Created,
     Delete,
@@ -42,10 +45,12 @@ from tsdcheck.model.ops import (
     Got,
     HandlerRun,
     Hang,
+    Lane,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Parallel,
     Pop,
     Program,
     Push,
@@ -56,6 +61,7 @@ from tsdcheck.model.ops import (
     SetSeen,
     SetValue,
     Spawn,
+    Timed,
 )
 
 FILL_EXTRA = 64
@@ -81,7 +87,12 @@ BUGS = {
     "cleanup-after-dtors": "cleanup handlers run after the destructors at pthread_exit or cancellation",
     "exit-runs-dtors": "exit() runs the calling thread's destructors",
     "main-exit-ends-process": "pthread_exit in the main thread ends the process at once (no destructors)",
+    "race-create": "concurrent pthread_key_create calls read the free slot without the lock: one slot handed out twice",
+    "race-exit-dtor": "the exit loop re-reads a destructor pointer without the lock: a concurrent delete makes it "
+    "call through NULL",
 }
+RACES = frozenset({"race-create", "race-exit-dtor"})
+"""Bugs that show only when operations run at the same time (in a parallel block)."""
 
 
 @dataclass(frozen=True)
@@ -325,6 +336,72 @@ class PyRefSession:
 
     def close(self) -> None:
         pass
+
+    # --- parallel blocks: a simulated interleaving ------------------------------------------------
+
+    def run_parallel(self, block: Parallel, seed: int) -> Parallel:
+        """Run the lanes interleaved by a seeded scheduler, one step of one lane at a time.
+
+        Operations are atomic steps, except where a ``race-*`` bug splits one in two (the
+        window a missing lock leaves open).  A crash ends the block: operations in flight never
+        return, later ones never run."""
+        rng = random.Random(seed)
+        reserved = [t.op.key for lane in block.lanes for t in lane.ops if isinstance(t.op, Create)]
+        self.next_key = max([self.next_key, *(k + 1 for k in reserved)])
+        clock = iter(range(1 << 30))
+        done: dict[int, list[Timed]] = {lane.thread: [] for lane in block.lanes}
+        running = {lane.thread: self._lane(lane, clock, done[lane.thread]) for lane in block.lanes}
+        crashed = False
+        while running and not crashed:
+            thread = rng.choice(sorted(running))
+            try:
+                crashed = next(running[thread])
+            except StopIteration:
+                del running[thread]
+        lanes = []
+        for lane in block.lanes:
+            ran = done[lane.thread]
+            lanes.append(Lane(lane.thread, (*ran, *lane.ops[len(ran) :])))
+        return Parallel(tuple(lanes), block.jitter)
+
+    def _lane(self, lane: Lane, clock: Iterator[int], out: list[Timed]) -> Generator[bool, None, None]:
+        """One thread's operations as steps; yields True once the process has died."""
+        for timed in lane.ops:
+            invoked = next(clock)
+            out.append(Timed(timed.op, Crash("SIGKILL"), invoked))  # what shows if another lane crashes
+            obs = yield from self._steps(timed.op)
+            if isinstance(obs, Crash):
+                out[-1] = Timed(timed.op, obs, invoked)
+                yield True
+                return
+            out[-1] = Timed(timed.op, obs, invoked, next(clock))
+            yield False
+
+    def _steps(self, op: Op) -> Generator[bool, None, Obs]:
+        """An operation of a parallel block; a ``race-*`` bug opens a window inside it."""
+        if isinstance(op, Create) and self.b.bug == "race-create":
+            free = [i for i, s in enumerate(self.slots) if s.seq % 2 == 0]
+            if not free:
+                return Created(EAGAIN)
+            yield False  # the free slot was read without the lock
+            slot = self.slots[free[0]]
+            slot.seq += slot.seq % 2 == 0
+            slot.dtor, slot.name = op.dtor, op.key
+            self.slot_of[op.key] = free[0]
+            return Created(OK, free[0])
+        if isinstance(op, Exit) and self.b.bug == "race-exit-dtor":
+            th = self._data(op.thread)
+            due = [i for i in th.data if self._due(th, i)]
+            yield False  # the destructor pointer is read again, without the lock, after the check
+            if any(self.slots[i].dtor is None for i in due):
+                return Crash("SIGSEGV")
+        yield False
+        if isinstance(op, Create):
+            rc, raw = self.key_create(op.dtor, op.key)
+            if raw is not None:
+                self.slot_of[op.key] = raw
+            return Created(rc, raw)
+        return self.run(op)
 
 
 @dataclass

@@ -336,3 +336,43 @@ Trace = tuple[Step, ...]
 def program_keys(program: Program | None) -> set[int]:
     """Keys a destructor program names as operands."""
     return {i.key for i in program or () if isinstance(i, (SetKey, DeleteKey))}
+
+
+# --- parallel blocks -------------------------------------------------------------------------
+# A parallel case is a sequential prefix, a block in which several spawned threads each run a
+# short sequence of operations at the same time, and a sequential suffix.  Operations of a block
+# are stamped with positions in one sequence of events (order, not wall time), from which
+# linearizability is judged.
+
+
+@dataclass(frozen=True, slots=True)
+class Timed:
+    """One operation of a parallel block: what it observed, and when it was invoked and returned.
+
+    ``invoked``/``returned`` are positions in the block's one sequence of events; None when the
+    operation has not run (a script), never ran (an earlier step of its thread failed), or never
+    returned (it hung or the process died under it)."""
+
+    op: Op
+    obs: Obs | None = None
+    invoked: int | None = None
+    returned: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """The operations one thread runs in a block, in program order (a thread's exit comes last)."""
+
+    thread: int
+    ops: tuple[Timed, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Parallel:
+    """Threads released together (by a barrier) to run their lanes at the same time.
+
+    ``jitter`` bounds a random delay (spins and yields) before each operation, to vary the
+    interleaving from run to run."""
+
+    lanes: tuple[Lane, ...]
+    jitter: int = 0

@@ -14,6 +14,17 @@ Example::
 Lines starting with ``#`` are comments; ``# name: value`` comments in the header are metadata.
 An operation without ``->`` has not been observed yet (a script to run).  Parsing and
 formatting are pure; reading and writing files is the caller's business.
+
+A parallel case has one block between its sequential prefix and suffix: each line names the
+thread that runs it, and, once observed, the positions at which the operation was invoked and
+returned in the block's one sequence of events (``@3..`` never returned)::
+
+    parallel jitter=2
+      t1 @0..3: create k1 dtor=[get] -> 0 key=5
+      t1 @4..9: exit t1 -> 1 calls status=returned
+        k0(v1): get=NULL
+      t2 @1..2: delete k0 -> 0
+    end parallel
 """
 
 from __future__ import annotations
@@ -52,10 +63,12 @@ from tsdcheck.model.ops import (
     HandlerRun,
     Hang,
     Instr,
+    Lane,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Parallel,
     Pop,
     Program,
     Ptr,
@@ -67,6 +80,7 @@ from tsdcheck.model.ops import (
     SetSeen,
     SetValue,
     Spawn,
+    Timed,
 )
 
 HEADER = "# tsdcheck trace 1"
@@ -81,7 +95,11 @@ class TraceFile:
     """A parsed trace: its metadata and its steps (an observation may be missing)."""
 
     steps: list[tuple[Op, Obs | None]]
+    """The sequential steps: the whole trace, or the prefix of a parallel case."""
     meta: dict[str, str] = field(default_factory=dict)
+    parallel: Parallel | None = None
+    suffix: list[tuple[Op, Obs | None]] = field(default_factory=list)
+    """The sequential steps after the parallel block."""
 
 
 # --- formatting ----------------------------------------------------------------------------
@@ -233,10 +251,33 @@ def fmt_step(op: Op, obs: Obs | None) -> str:
     return "\n".join([f"{fmt_op(op)} -> {first}", *rest])
 
 
-def format_trace(steps: Iterable[tuple[Op, Obs | None]], meta: dict[str, str] | None = None) -> str:
+def fmt_timed(thread: int, timed: Timed) -> str:
+    """One line of a parallel block (with its destructor calls indented under it)."""
+    stamp = ""
+    if timed.invoked is not None:
+        stamp = f" @{timed.invoked}.." + ("" if timed.returned is None else str(timed.returned))
+    first, *rest = fmt_step(timed.op, timed.obs).split("\n")
+    return "\n".join([f"  t{thread}{stamp}: {first}", *("  " + line for line in rest)])
+
+
+def fmt_parallel(block: Parallel) -> str:
+    head = "parallel" + (f" jitter={block.jitter}" if block.jitter else "")
+    body = [fmt_timed(lane.thread, t) for lane in block.lanes for t in lane.ops]
+    return "\n".join([head, *body, "end parallel"])
+
+
+def format_trace(
+    steps: Iterable[tuple[Op, Obs | None]],
+    meta: dict[str, str] | None = None,
+    parallel: Parallel | None = None,
+    suffix: Iterable[tuple[Op, Obs | None]] = (),
+) -> str:
     lines = [HEADER]
     lines += [f"# {k}: {v}" for k, v in (meta or {}).items()]
     lines += [fmt_step(op, obs) for op, obs in steps]
+    if parallel is not None:
+        lines.append(fmt_parallel(parallel))
+        lines += [fmt_step(op, obs) for op, obs in suffix]
     return "\n".join(lines) + "\n"
 
 
@@ -458,11 +499,89 @@ def _exited(words: list[str]) -> Exited:
     return obs
 
 
+def _parse_step(text: str, lines: list[str], i: int) -> tuple[Op, Obs | None, int]:
+    """One operation and its observation from ``text``; its destructor calls are the lines
+    from ``i`` on.  Returns the index of the line after them."""
+    op_text, arrow, obs_text = text.partition("->")
+    op = parse_op(op_text)
+    if not arrow:
+        return op, None, i
+    obs, ncalls = _parse_obs(op, obs_text.strip())
+    calls = []
+    for _ in range(ncalls):
+        if i >= len(lines) or not lines[i].startswith((" ", "\t")):
+            raise TraceSyntaxError(f"expected {ncalls} indented destructor call lines")
+        calls.append(parse_call(lines[i]))
+        i += 1
+    return op, replace(obs, calls=tuple(calls)) if calls else obs, i
+
+
+_LANE = re.compile(r"t(\d+)(?:\s+@(\d+)\.\.(\d*))?\s*:\s*(.*)")
+_IN_LANES = (Create, Delete, SetValue, GetValue, Exit)
+"""Operations a thread can run in a parallel block."""
+
+
+def _lane_problem(thread: int, op: Op) -> str | None:
+    """Why ``op`` cannot be thread ``thread``'s operation in a parallel block, if it cannot."""
+    if not isinstance(op, _IN_LANES):
+        return f"{fmt_op(op)!r} cannot run in a parallel block (create, delete, set, get, exit, pthread_exit can)"
+    if isinstance(op, (SetValue, GetValue, Exit)) and op.thread != thread:
+        return f"{fmt_op(op)!r} is t{op.thread}'s operation, on t{thread}'s line"
+    return None
+
+
+def _parse_parallel(head: str, lines: list[str], i: int) -> tuple[Parallel, int]:
+    """The block whose head line is ``head``; its lines start at ``i``.  Returns the index of the
+    line after ``end parallel``; errors name the block's line."""
+    jitter = 0
+    for word in head.split()[1:]:
+        name, _, val = word.partition("=")
+        if name != "jitter" or not val.isdigit():
+            raise TraceSyntaxError(f"unknown part {word!r} of 'parallel' (expected jitter=N)")
+        jitter = int(val)
+    order: list[int] = []
+    lanes: dict[int, list[Timed]] = {}
+    while True:
+        if i >= len(lines):
+            raise TraceSyntaxError("a parallel block without 'end parallel'")
+        lineno, stripped = i + 1, lines[i].strip()
+        i += 1
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped == "end parallel":
+            break
+        try:
+            m = _LANE.fullmatch(stripped)
+            if not m:
+                raise TraceSyntaxError(f"expected 'tN: operation' or 'tN @I..R: operation -> ...', got {stripped!r}")
+            thread = int(m.group(1))
+            if lanes.get(thread) and isinstance(lanes[thread][-1].op, Exit):
+                raise TraceSyntaxError(f"t{thread} runs on after its {fmt_op(lanes[thread][-1].op)!r}")
+            op, obs, i = _parse_step(m.group(4), lines, i)
+            problem = _lane_problem(thread, op)
+            if problem:
+                raise TraceSyntaxError(problem)
+            invoked = int(m.group(2)) if m.group(2) else None
+            returned = int(m.group(3)) if m.group(3) else None
+            if (invoked is None) != (obs is None) or (
+                returned is not None and invoked is not None and returned <= invoked
+            ):
+                raise TraceSyntaxError("an observed operation has '@I..R' (invoked before returned), a script none")
+            if thread not in lanes:
+                order.append(thread)
+            lanes.setdefault(thread, []).append(Timed(op, obs, invoked, returned))
+        except TraceSyntaxError as e:
+            raise TraceSyntaxError(f"line {lineno}: {e}") from None
+    if len(lanes) < 2 or 0 in lanes:
+        raise TraceSyntaxError("a parallel block needs two or more spawned threads (t1, t2, ...)")
+    return Parallel(tuple(Lane(t, tuple(lanes[t])) for t in order), jitter), i
+
+
 def parse_trace(text: str) -> TraceFile:
     """Parse a trace text; a TraceSyntaxError names the offending line."""
     lines = text.splitlines()
-    steps: list[tuple[Op, Obs | None]] = []
-    meta: dict[str, str] = {}
+    tf = TraceFile([])
+    steps = tf.steps
     i = 0
     while i < len(lines):
         line, lineno = lines[i], i + 1
@@ -472,26 +591,21 @@ def parse_trace(text: str) -> TraceFile:
             continue
         if stripped.startswith("#"):
             m = re.fullmatch(r"#\s*([a-z][a-z0-9_-]*):\s*(.*)", stripped)
-            if m and not steps:
-                meta[m.group(1)] = m.group(2).strip()
+            if m and not steps and tf.parallel is None:
+                tf.meta[m.group(1)] = m.group(2).strip()
             continue
         try:
-            op_text, arrow, obs_text = stripped.partition("->")
-            op = parse_op(op_text)
-            if not arrow:
-                steps.append((op, None))
+            if stripped.split()[0] == "parallel":
+                if tf.parallel is not None:
+                    raise TraceSyntaxError("a trace has one parallel block at most")
+                tf.parallel, i = _parse_parallel(stripped, lines, i)
+                steps = tf.suffix
                 continue
-            obs, ncalls = _parse_obs(op, obs_text.strip())
-            calls = []
-            for _ in range(ncalls):
-                if i >= len(lines) or not lines[i].startswith((" ", "\t")):
-                    raise TraceSyntaxError(f"expected {ncalls} indented destructor call lines")
-                calls.append(parse_call(lines[i]))
-                i += 1
-            steps.append((op, replace(obs, calls=tuple(calls)) if calls else obs))
+            op, obs, i = _parse_step(stripped, lines, i)
+            steps.append((op, obs))
         except TraceSyntaxError as e:
-            raise TraceSyntaxError(f"line {lineno}: {e}") from None
-    return TraceFile(steps, meta)
+            raise TraceSyntaxError(e.args[0] if e.args[0].startswith("line ") else f"line {lineno}: {e}") from None
+    return tf
 
 
-__all__ = ["TraceFile", "TraceSyntaxError", "fmt_op", "fmt_step", "format_trace", "parse_trace"]
+__all__ = ["TraceFile", "TraceSyntaxError", "fmt_op", "fmt_parallel", "fmt_step", "format_trace", "parse_trace"]

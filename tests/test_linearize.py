@@ -1,0 +1,186 @@
+"""The linearizability checker on hand-made histories, and on a deliberately racy reference
+implementation whose races show only in some interleavings."""
+
+import pytest
+
+from tsdcheck.checker.linearize import linearize
+from tsdcheck.checker.parallel import ParallelCase, judge_recorded, stress
+from tsdcheck.drivers.pyref import Behaviour, PyRef
+from tsdcheck.model.ops import Create, Delete, Exit, GetValue, Lane, Parallel, SetValue, Spawn, Timed
+from tsdcheck.model.state import Params
+from tsdcheck.model.text import format_trace, parse_trace
+
+PARAMS = Params(iterations=4, keys_limit=2)
+
+
+def judged(text: str, params: Params = PARAMS):
+    tf = parse_trace(text)
+    return judge_recorded(tf.steps, tf.parallel, tf.suffix, params)  # type: ignore[arg-type]
+
+
+PREFIX = """# tsdcheck trace 1
+spawn t1 -> 0
+spawn t2 -> 0
+create k0 dtor=[get] -> 0 key=7
+"""
+
+
+def test_concurrent_reads_and_writes_of_own_values_are_accepted():
+    v = judged(
+        PREFIX
+        + """parallel
+  t1 @0..1: set t1 k0 v1 -> 0
+  t1 @2..3: get t1 k0 -> v1
+  t2 @0..3: get t2 k0 -> NULL
+end parallel
+get t1 k0 -> v1
+"""
+    )
+    assert v.kind == "accepted", v.describe()
+
+
+def test_a_value_no_order_explains_is_rejected_naming_the_operation():
+    v = judged(
+        PREFIX
+        + """parallel
+  t1 @0..1: set t1 k0 v1 -> 0
+  t2 @0..3: get t2 k0 -> v1
+end parallel
+"""
+    )
+    assert v.kind == "rejected" and v.where == "the parallel block"
+    assert "t2: get t2 k0 -> v1" in v.reason and "gave v1" in v.reason
+
+
+def test_the_only_valid_order_is_not_the_order_of_invocation():
+    # The table is full (limit 2): t1's create, invoked first, can only have succeeded after t2's
+    # delete, which was invoked later but overlapped it.
+    text = (
+        PREFIX
+        + """create k1 dtor=none -> 0 key=8
+parallel
+  t1 @0..5: create k2 dtor=none -> 0 key=7
+  t2 @1..3: delete k0 -> 0
+end parallel
+"""
+    )
+    v = judged(text)
+    assert v.kind == "accepted", v.describe()
+    tf = parse_trace(text)
+    lin = linearize(_states_after(tf), tf.parallel, PARAMS)  # type: ignore[arg-type]
+    assert [e.thread for e in lin.order] == [2, 1]
+    # Had the delete been invoked after the create returned, no order would explain it.
+    late = judged(text.replace("t2 @1..3", "t2 @6..7"))
+    assert late.kind == "rejected" and "EAGAIN" not in late.reason and "key" in late.reason
+
+
+def _states_after(tf):
+    from tsdcheck.checker.oracle import Oracle
+
+    oracle = Oracle(PARAMS)
+    for op, obs in tf.steps:
+        assert oracle.judge(op, obs).accepted
+    return oracle.states
+
+
+def test_an_exit_with_its_destructor_calls_is_one_operation():
+    block = """parallel
+  t1 @0..5: exit t1 -> 1 calls status=returned
+    k0(v1): get=NULL
+  t2 @{d}: delete k0 -> 0
+end parallel
+"""
+    held = PREFIX + "set t1 k0 v1 -> 0\n"
+    assert judged(held + block.format(d="1..2")).kind == "accepted"  # the exit came first
+    late = judged(held + block.format(d="6..7").replace("exit t1 -> 1 calls", "exit t1 -> 1 calls"))
+    assert late.kind == "accepted"
+    # The delete returned before the exit began: a destructor call for k0 is not allowed.
+    early = judged(held + block.replace("t1 @0..5", "t1 @3..5").format(d="0..2"))
+    assert early.kind == "rejected" and "k0" in early.reason
+
+
+def test_undefined_in_every_order_that_explains_nothing_else_is_not_a_bug():
+    # The get read a wrong value if it came before the delete, and used a deleted key after it.
+    v = judged(
+        PREFIX
+        + """parallel
+  t1 @0..3: get t1 k0 -> v3
+  t2 @1..2: delete k0 -> 0
+end parallel
+"""
+    )
+    assert v.kind == "undefined" and "not a live key" in v.reason and "not a bug" in v.reason
+
+
+def test_an_order_that_explains_the_history_wins_over_one_that_is_undefined():
+    v = judged(
+        PREFIX
+        + """parallel
+  t1 @0..3: get t1 k0 -> NULL
+  t2 @1..2: delete k0 -> 0
+end parallel
+"""
+    )
+    assert v.kind == "accepted"
+
+
+def test_the_search_gives_up_at_its_bound_and_says_so():
+    lanes = tuple(
+        Lane(t, tuple(Timed(SetValue(t, 0, v), _ok(), 2 * v + t, 2 * v + t + 3) for v in range(1, 4))) for t in (1, 2)
+    )
+    tf = parse_trace(PREFIX)
+    lin = linearize(_states_after(tf), Parallel(lanes), PARAMS, budget=5)
+    assert lin.outcome == "gave up" and "not a pass" in lin.describe()
+
+
+def _ok():
+    from tsdcheck.model.ops import Code
+
+    return Code("0")
+
+
+def test_per_key_histories_are_judged_apart_and_still_reject():
+    v = judged(
+        PREFIX
+        + """create k1 dtor=none -> 0 key=8
+parallel
+  t1 @0..1: set t1 k0 v1 -> 0
+  t1 @2..3: get t1 k1 -> v2
+  t2 @0..3: set t2 k1 v2 -> 0
+end parallel
+"""
+    )
+    assert v.kind == "rejected" and "get t1 k1 -> v2" in v.reason
+
+
+STORM = ParallelCase(
+    (Spawn(1), Spawn(2)),
+    Parallel((Lane(1, (Timed(Create(0, None)),)), Lane(2, (Timed(Create(1, None)),)))),
+    (GetValue(1, 0),),
+)
+EXIT_VS_DELETE = ParallelCase(
+    (Spawn(1), Spawn(2), Create(0, ()), SetValue(1, 0, 1)),
+    Parallel((Lane(1, (Timed(Exit(1)),)), Lane(2, (Timed(Delete(0)),)))),
+)
+
+
+@pytest.mark.parametrize(
+    ("bug", "case", "what"),
+    [("race-create", STORM, "equals the value of live key"), ("race-exit-dtor", EXIT_VS_DELETE, "SIGSEGV")],
+)
+def test_a_racy_reference_is_caught_in_some_runs_and_the_plain_one_never(bug, case, what):
+    params = Params(iterations=4, keys_limit=64)
+    racy = stress(PyRef(Behaviour(bug=bug)), case, params, repeats=40, seed=1)
+    assert 0 < racy.rejected < racy.runs, racy.rate  # a race: some interleavings only
+    assert racy.first_failure is not None and what in racy.first_failure.verdict.reason
+    plain = stress(PyRef(Behaviour()), case, params, repeats=40, seed=1)
+    assert plain.rejected == 0 and plain.undefined == 0
+
+
+def test_a_recorded_run_prints_and_parses_back_to_the_same_verdict():
+    params = Params(iterations=4, keys_limit=64)
+    run = stress(PyRef(Behaviour(bug="race-create")), STORM, params, repeats=40, seed=1).first_failure
+    assert run is not None
+    tf = parse_trace(run.text())
+    assert format_trace(tf.steps, None, tf.parallel, tf.suffix) == run.text()
+    assert judge_recorded(tf.steps, tf.parallel, tf.suffix, params).kind == "rejected"  # type: ignore[arg-type]
