@@ -42,7 +42,7 @@ LIFECYCLE_WITNESSES = {
     "MAIN_EXIT_ENDS": "spawn t1 | create k0 dtor=[get] | set t0 k0 v1 | pthread_exit t0 | get t1 k0",
     "DTORS_AT_EXIT": "create k0 dtor=[get] | set t0 k0 v1 | end return",
     "JOINER_DTORS": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | set t0 k0 v2 | exit t1",
-    "FORK_DTORS": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | fork t0 | get t0 k0",
+    "FORK_DTORS": "spawn t1 | create k0 dtor=[get] | set t1 k0 v1 | fork t0",
 }
 
 

@@ -74,9 +74,10 @@ exit t1 -> 2 calls status=returned
     "fork: the child's thread keeps its values, a new thread starts with NULL": """
 create k0 dtor=[] -> 0 key=1
 spawn t1 -> 0
-set t1 k0 v1 -> 0
-fork t1 -> 0
-get t1 k0 -> v1
+exit t1 -> 0 calls status=returned
+set t0 k0 v1 -> 0
+fork t0 -> 0
+get t0 k0 -> v1
 spawn t2 -> 0
 get t2 k0 -> NULL
 end exit -> status 0
@@ -140,10 +141,9 @@ end exit -> status 0 +1 calls
     "the child loses the forking thread's value": (
         """
 create k0 dtor=[] -> 0 key=1
-spawn t1 -> 0
-set t1 k0 v1 -> 0
-fork t1 -> 0
-get t1 k0 -> NULL
+set t0 k0 v1 -> 0
+fork t0 -> 0
+get t0 k0 -> NULL
 """,
         "fork-child-replica",
     ),

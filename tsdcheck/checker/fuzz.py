@@ -187,7 +187,10 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
 
         @property
         def running(self) -> bool:
-            return not self.state.ended
+            """Whether a step may follow: the process goes on, and is not the child of a fork from
+            a multi-threaded process under a profile that leaves everything there undefined."""
+            state = self.state
+            return not state.ended and (params.fork_child_full_libc or not state.mt_fork_child)
 
         @property
         def state(self) -> State:
@@ -390,10 +393,12 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             """The main thread calls pthread_exit (the process goes on while other threads run)."""
             self.do(Exit(MAIN_THREAD, PTHREAD_EXIT))
 
-        @precondition(lambda self: self.running and len(self.state.values) > 1 and self.can("fork"))
+        @precondition(lambda self: self.running and self.can("fork"))
         @rule(data=st.data(), now=RARELY)
         def fork(self, data: st.DataObject, now: bool) -> None:
-            """Fork from a thread with values; the trace goes on in the child."""
+            """Fork; the trace goes on in the child.  From a multi-threaded process nothing follows
+            unless the profile states the libc's promise (POSIX defines only async-signal-safe
+            calls there), but the fork itself is judged: no destructor may run during it."""
             if now:
                 self.do(Fork(self.pick_thread(data)))
 
@@ -408,7 +413,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: not self.running)
         @rule()
         def ended(self) -> None:
-            """Nothing is left to do once the process has ended."""
+            """Nothing is left to do once the process has ended (or its remaining steps are undefined)."""
 
         @precondition(lambda self: self.running and run.config.fill and self.on("fill") and not self.filled)
         @rule()

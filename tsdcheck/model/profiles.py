@@ -25,6 +25,11 @@ class Profile:
     raws_unique_forever: bool
     measured: bool = False
     """A reading measured on one implementation, rather than a reading of a spec text."""
+    fork_child_full_libc: bool = False
+    """The libc promises the whole library (TSD, threads, exit) in the child of a fork from a
+    multi-threaded process, where POSIX allows only async-signal-safe calls."""
+    fork_child_promise: str = ""
+    """Where the libc states that promise (empty when the profile makes none)."""
 
     def params(self, iterations: int, keys_limit: int) -> Params:
         """This reading of the spec for an implementation with these limits."""
@@ -33,6 +38,7 @@ class Profile:
             keys_limit=keys_limit,
             after_last_pass=self.after_last_pass,
             raws_unique_forever=self.raws_unique_forever,
+            fork_child_full_libc=self.fork_child_full_libc,
         )
 
 
@@ -46,6 +52,8 @@ def load_profiles() -> dict[str, Profile]:
             after_last_pass=frozenset(cast(list[AfterLastPass], d["after_last_pass"])),
             raws_unique_forever=bool(d["raws_unique_forever"]),
             measured=bool(d.get("measured", False)),
+            fork_child_full_libc=bool(d.get("fork_child_full_libc", False)),
+            fork_child_promise=str(d.get("fork_child_promise", "")),
         )
         for name, d in data.items()
     }

@@ -136,10 +136,64 @@ def _any_raw_problem(state: State, raws: set[int], params: Params) -> bool:
     return params.raws_unique_forever and not raws.isdisjoint(state.raws_used)
 
 
+FORK_CHILD_RULE = (
+    "the child process may only execute async-signal-safe operations until such time as one of the exec "
+    "functions is called"
+)
+"""POSIX fork(), on the child of a multi-threaded process: the sentence that makes the rest undefined."""
+
+
+def c_call(op: Op) -> str:
+    """The C call an operation makes, as the POSIX pages name it."""
+    match op:
+        case Spawn():
+            return "pthread_create"
+        case Create() | Fill():
+            return "pthread_key_create"
+        case Delete():
+            return "pthread_key_delete"
+        case SetValue():
+            return "pthread_setspecific"
+        case GetValue():
+            return "pthread_getspecific"
+        case Exit(how=how):
+            return "pthread_exit" if how != RETURN else "a return from the start routine (an implicit pthread_exit)"
+        case Cancel():
+            return "pthread_cancel"
+        case Push():
+            return "pthread_cleanup_push"
+        case Pop():
+            return "pthread_cleanup_pop"
+        case Fork():
+            return "fork"
+        case End(how=how):
+            return "exit()" if how == "exit" else "a return from main (an implicit exit())"
+    raise TypeError(op)
+
+
+def async_signal_unsafe_in_child(state: State, op: Op, params: Params) -> str | None:
+    """Why ``op`` is undefined in the child of a fork from a multi-threaded process, or None.
+
+    Every call of the trace language but fork itself (async-signal-safe in POSIX.1-2017) is
+    outside the async-signal-safe list, unless the profile states the libc's stronger promise.
+    """
+    if not state.mt_fork_child or params.fork_child_full_libc or isinstance(op, Fork):
+        return None
+    return (
+        f'{c_call(op)} in the child of a fork from a multi-threaded process: "{FORK_CHILD_RULE}" '
+        "(POSIX fork()), and it is not async-signal-safe; this profile states no stronger promise of the libc"
+    )
+
+
 def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
     """Judge one observed step from one state."""
     if state.ended:
         raise TraceError(f"{fmt_op(op)}: the process has already ended")
+    if state.mt_fork_child and not isinstance(op, (Spawn, End, Create, Delete, Fill)):
+        _check_thread(state, op.thread)  # an ill-formed trace is an error before it is undefined
+    unsafe = async_signal_unsafe_in_child(state, op, params)
+    if unsafe:
+        return Result(undefined=unsafe)
     if isinstance(obs, (Hang, Crash)):
         what = "did not finish (hang or runaway loop)" if isinstance(obs, Hang) else f"crashed ({obs.signal})"
         return _reject(f"the implementation {what}", "the operation returns")
@@ -682,6 +736,8 @@ def outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
 
     Undefined behaviour has no outcomes here; ``step`` reports it.
     """
+    if async_signal_unsafe_in_child(state, op, params):
+        return []
     match op:
         case Exit() | Cancel():
             return _exit_outcomes(state, op, params, limit=10_000)

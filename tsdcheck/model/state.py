@@ -28,6 +28,10 @@ class Params:
     raws_unique_forever: bool = False
     """Whether a key value may never be handed out twice (DEC: a cell "unique within an
     application invocation"), rather than only distinct among live keys (POSIX)."""
+    fork_child_full_libc: bool = False
+    """Whether the libc promises more than POSIX in the child of a fork from a multi-threaded
+    process (POSIX: only async-signal-safe calls until exec; glibc and musl since 1.2.2 make the
+    rest of the library usable there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,9 @@ class State:
     """Running threads created detached."""
     ended: bool = False
     """The process has ended (exit, return from main, or its last thread terminated)."""
+    mt_fork_child: bool = False
+    """The process is the child of a fork from a multi-threaded process (or a descendant of one):
+    POSIX defines only async-signal-safe calls in it until exec."""
 
     def _evolve(self, **changes: object) -> State:
         """A copy with ``changes``: ``dataclasses.replace`` without its per-call overhead (hot path)."""
@@ -74,6 +81,7 @@ class State:
             tuple(sorted(self.cleanup.items())),
             self.detached,
             self.ended,
+            self.mt_fork_child,
         )
 
     def value(self, thread: int, key: int) -> int:
@@ -152,6 +160,7 @@ class State:
         """The child of a fork by ``thread``: a replica of that thread only, keys and values kept."""
         gone = frozenset(self.values) - {thread}
         return self._evolve(
+            mt_fork_child=self.mt_fork_child or bool(gone),
             values={thread: self.values[thread]},
             finished=self.finished | gone,
             cleanup={t: h for t, h in self.cleanup.items() if t == thread},
