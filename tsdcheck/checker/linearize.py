@@ -74,7 +74,7 @@ class Event:
     """``inf`` when the operation never returned (a hang, or the process died)."""
 
     def describe(self) -> str:
-        return f"t{self.thread}: {fmt_op(self.op)} -> {' / '.join(fmt_obs(self.obs))}"
+        return f"t{self.thread}: {fmt_op(self.op)} -> {' / '.join(part.strip() for part in fmt_obs(self.obs))}"
 
 
 @dataclass(frozen=True)

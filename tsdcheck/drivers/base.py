@@ -35,8 +35,9 @@ class EnvironmentProblem(Exception):
     """
 
 
-THREAD_FEATURES = ("pthread_exit", "main-exit", "cancel", "detached", "fork", "end")
-"""Thread operations beyond spawn and return (see ``needs``); a driver announces those it runs."""
+THREAD_FEATURES = ("pthread_exit", "main-exit", "cancel", "detached", "fork", "end", "races")
+"""Thread operations beyond spawn and return (see ``needs``); a driver announces those it runs
+("races": parallel blocks, see ``ParallelSession``)."""
 
 
 @dataclass(frozen=True)

@@ -52,10 +52,12 @@ from tsdcheck.model.ops import (
     Got,
     HandlerRun,
     Hang,
+    Lane,
     NewKey,
     NewSeen,
     Obs,
     Op,
+    Parallel,
     Pop,
     Program,
     Ptr,
@@ -67,6 +69,7 @@ from tsdcheck.model.ops import (
     SetSeen,
     SetValue,
     Spawn,
+    Timed,
 )
 from tsdcheck.model.text import fmt_op
 
@@ -190,7 +193,15 @@ def garbled(line: str) -> str:
     return f'{GARBLED}:"{text[:KEPT_LINE]}{"..." if len(text) > KEPT_LINE else ""}"'
 
 
-FEATURES = {"x": "pthread_exit", "m": "main-exit", "c": "cancel", "d": "detached", "f": "fork", "e": "end"}
+FEATURES = {
+    "x": "pthread_exit",
+    "m": "main-exit",
+    "c": "cancel",
+    "d": "detached",
+    "f": "fork",
+    "e": "end",
+    "p": "races",
+}
 """The thread operations the driver's API layer announces, by the letters of its greeting."""
 
 
@@ -293,6 +304,62 @@ class CSession:
             except _BAD_LINE:
                 return self._garbled(line, tuple(calls))
 
+    def run_parallel(self, block: Parallel, seed: int) -> Parallel:
+        """Run a parallel block (see the driver's ``B`` command); after a hang or a crash the
+        block's operations that did not report never returned, and the session is dead."""
+        if self.dead is not None:
+            return _unreturned(block, self.dead, {})
+        assert self.driver._server is not None and self.driver._server.stdin is not None
+        names = max([-1, *(t.op.key for lane in block.lanes for t in lane.ops if isinstance(t.op, Create))]) + 1
+        lines = [f"B {block.jitter} {seed} {names} {len(block.lanes)}"]
+        for lane in block.lanes:
+            lines.append(f"L {lane.thread} {len(lane.ops)}")
+            lines += [_command(t.op) for t in lane.ops]
+        try:
+            self.driver._server.stdin.write(("\n".join(lines) + "\n").encode())
+            self.driver._server.stdin.flush()
+        except BrokenPipeError:
+            return _unreturned(block, self._died(()), {})
+        return self._block_replies(block)
+
+    def _block_replies(self, block: Parallel) -> Parallel:
+        lines = self.driver._lines
+        assert lines is not None
+        ops = {(lane.thread, i): t.op for lane in block.lanes for i, t in enumerate(lane.ops)}
+        calls: dict[tuple[int, int], list[Call]] = {}
+        done: dict[tuple[int, int], Timed] = {}
+        deadline = time.monotonic() + self.driver.timeout
+        while True:
+            try:
+                line = lines.read(deadline)
+            except EOFError:
+                return _unreturned(block, self._died(()), calls, done)
+            if line is None or sum(map(len, calls.values())) > MAX_CALLS:
+                self.dead = Hang()
+                self._kill()
+                return _unreturned(block, self.dead, calls, done)
+            try:
+                if line == "b end":
+                    return _unreturned(block, Hang(), calls, done)  # every operation has reported
+                if line.startswith("W "):
+                    self.pid = 0
+                    self.dead = Crash(_status(line))
+                    return _unreturned(block, self.dead, calls, done)
+                kind, t, i, rest = line.split(" ", 3)
+                where = (int(t), int(i))
+                if kind == "l":
+                    calls.setdefault(where, []).append(_call(rest))
+                    continue
+                if kind != "b":
+                    raise ValueError(line)
+                invoked, returned, reply = rest.split(" ", 2)
+                op = ops[where]
+                obs = _reply(op, reply, tuple(calls.get(where, ())), ())
+                done[where] = Timed(op, obs, int(invoked), int(returned))
+            except _BAD_LINE:
+                crash = self._garbled(line, ())
+                return _unreturned(block, crash, calls, done)
+
     def _garbled(self, line: str, calls: tuple[Call, ...]) -> Obs:
         """A line the protocol does not allow: end the case, and report it as the step's failure."""
         self._kill()
@@ -358,6 +425,31 @@ class CSession:
         except (BrokenPipeError, EOFError):
             self.driver._reset()
         self.pid = 0
+
+
+def _unreturned(
+    block: Parallel,
+    failure: Obs,
+    calls: dict[tuple[int, int], list[Call]],
+    done: dict[tuple[int, int], Timed] | None = None,
+) -> Parallel:
+    """The observed block: operations that reported keep their reply; the others, when the
+    process died or hung under the block, never returned (their stamps were never printed, so
+    they are taken as invoked at the start), with the destructor calls they streamed."""
+    done = done or {}
+    lanes = []
+    for lane in block.lanes:
+        timed = []
+        for i, t in enumerate(lane.ops):
+            where = (lane.thread, i)
+            if where in done:
+                timed.append(done[where])
+                continue
+            seen = tuple(calls.get(where, ()))
+            obs = Crash(failure.signal, seen) if isinstance(failure, Crash) else Hang(seen)
+            timed.append(Timed(t.op, obs, 0))
+        lanes.append(Lane(lane.thread, tuple(timed)))
+    return Parallel(tuple(lanes), block.jitter)
 
 
 @dataclass

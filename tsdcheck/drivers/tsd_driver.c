@@ -23,6 +23,12 @@
  *   K t                 t forks; the case goes on in the child, whose one thread is t -> R rc
  *   E x | E r           exit(0) | return from main (the server then says W)
  *   F                   create keys until refused        -> F rc count raw...
+ *   B j s n l           a parallel block (POSIX threads only): jitter j, seed s, the next name
+ *                       for keys made in destructors n, then l lanes, each "L t m" and m
+ *                       commands among C D T G X Y for thread t.  The lanes start together at a
+ *                       barrier; destructor calls stream as "l t i c ..." (thread t, its
+ *                       operation i); then one line per operation "b t i invoked returned
+ *                       <reply>" (positions in one sequence of events) and "b end".
  *   Q                   end the case
  * Destructor calls and cleanup handlers are reported as they happen, before the reply of the
  * operation during which they ran:  c key arg effect...   (effects: g=val r=rc s<k>=rc
@@ -30,7 +36,7 @@
  * A value is its index (0 = NULL) or ?0x<address> for a pointer the trace never stored.
  * The greeting "H keys_max iterations features" lists the thread operations the API layer has:
  * x pthread_exit, m the main thread's exit, c cancellation and cleanup handlers, d detached
- * threads, f fork, e process end.  -DTSD_NO_MAIN_EXIT leaves out m (see registry.py).
+ * threads, f fork, e process end, p parallel blocks.  -DTSD_NO_MAIN_EXIT leaves out m (see registry.py).
  */
 #include <errno.h>
 #include <limits.h>
@@ -154,7 +160,8 @@ static void thread_exit(void) { pthread_exit(NULL); }
 static pthread_t thread_self(void) { return pthread_self(); }
 static int thread_detach(pthread_t t) { return pthread_detach(t); }
 #define HAVE_CANCEL 1
-#define FEATURES "xmcdfe"
+#define HAVE_PARALLEL 1
+#define FEATURES "xmcdfep"
 #endif
 #endif
 
@@ -249,6 +256,8 @@ static void release_cancel(int old) { (void)old; }
 #endif
 
 static void on_dtor(void (*self)(void *), void *arg);
+static int dtor_enter(void);
+static void dtor_leave(void);
 
 /* 256 distinct destructor functions, one per key with a destructor, so a call names its key. */
 #define D1(i) static void dtor_##i(void *v) { on_dtor(dtor_##i, v); }
@@ -317,7 +326,7 @@ static void on_dtor(void (*self)(void *), void *arg) {
     while (trampolines[slot] != self) slot++;
     struct dtor_slot *d = &dtors[slot];
     int k = d->name;
-    int n = ++workers[current].calls[slot];
+    int n = ++workers[dtor_enter()].calls[slot];
     printf("c %d ", k);
     put_value(stdout, arg);
     for (int i = 0; i < d->len; i++) {
@@ -361,6 +370,7 @@ static void on_dtor(void (*self)(void *), void *arg) {
     }
     putchar('\n');
     fflush(stdout);
+    dtor_leave();
     release_cancel(outer);
 }
 
@@ -406,6 +416,10 @@ static _Noreturn void follow_child(pid_t pid) {
 }
 static void note_task(struct worker *w);
 static int serving_pop_run; /* execute flag of a pop by the serving thread */
+#ifdef HAVE_PARALLEL
+static int run_lane(struct worker *w);
+static void serve_block(char *p);
+#endif
 
 /* Serve commands handed to worker w; returns 1 when the thread should return from its start
  * routine, 0 when a pop ends the current push's scope. */
@@ -441,6 +455,11 @@ static int worker_loop(struct worker *w) {
         case 'G':
             w->got = key_get(keys[w->key]);
             break;
+#ifdef HAVE_PARALLEL
+        case 'L':
+            if (run_lane(w)) return 1;
+            break;
+#endif
 #ifdef HAVE_CANCEL
         case 'U': {
             int ret;
@@ -598,6 +617,202 @@ static int serving_thread_ends(int t, char how) {
     return 0;
 }
 
+/* The arguments of a create command: the key's name, and its destructor slot (-1: none). */
+static int read_create(char *p, int *name) {
+    int n, used;
+    char dash;
+    if (sscanf(p, " %d %c", name, &dash) == 2 && dash == '-') return -1;
+    sscanf(p, " %d %d%n", name, &n, &used);
+    p += used;
+    int s = new_slot(*name);
+    for (int i = 0; i < n && i < MAX_PROGRAM; i++) {
+        struct instr *in = &dtors[s].prog[i];
+        in->a = in->b = 0;
+        sscanf(p, " %c%n", &in->op, &used);
+        p += used;
+        if (in->op == 'r' || in->op == 's') sscanf(p, " %d %d%n", &in->a, &in->b, &used);
+        else if (in->op == 'd' || in->op == 'n') sscanf(p, " %d%n", &in->a, &used);
+        else used = 0;
+        p += used;
+        dtors[s].len = i + 1;
+    }
+    return s;
+}
+
+#ifdef HAVE_PARALLEL
+/* Parallel blocks.  The lanes' threads wait at a barrier, then each runs its operations with
+ * no lock of the driver's: only an atomic counter stamps each invocation and return.  Keys a
+ * lane creates have names and destructor slots assigned before the block; destructor calls
+ * are written under the stdout lock, each line whole, tagged with the thread and operation.
+ * Results are printed after every lane has finished (or, for an exit, been joined). */
+#define MAX_LANE_OPS 16
+struct lane_op {
+    char cmd;
+    int key, value, slot;
+    int invoked, returned, rc, canceled;
+    unsigned long raw;
+    void *got;
+};
+struct lane {
+    int n, at;
+    unsigned seed;
+    struct lane_op ops[MAX_LANE_OPS];
+};
+static struct lane lanes[MAX_THREADS];
+static volatile int in_block;
+static int block_jitter, block_lanes, arrived, event_clock;
+
+static int next_event(void) { return __atomic_fetch_add(&event_clock, 1, __ATOMIC_SEQ_CST); }
+
+/* The trace thread calling (a destructor runs in the exiting thread, not the serving one). */
+static int thread_index(void) {
+    pthread_t me = pthread_self();
+    for (int i = 1; i < MAX_THREADS; i++)
+        if (workers[i].running && pthread_equal(workers[i].thread, me)) return i;
+    return current;
+}
+
+static int dtor_enter(void) {
+    if (!in_block) return current;
+    flockfile(stdout);
+    int t = thread_index();
+    printf("l %d %d ", t, lanes[t].at);
+    return t;
+}
+
+static void dtor_leave(void) {
+    if (in_block) funlockfile(stdout);
+}
+
+/* A short random delay before an operation: spins, and sometimes a yield. */
+static void jitter(struct lane *l) {
+    if (!block_jitter) return;
+    l->seed = l->seed * 1103515245u + 12345u;
+    unsigned r = l->seed >> 8;
+    for (volatile unsigned i = 0; i < r % (64u * (unsigned)block_jitter); i++) {}
+    if (r & 1) sched_yield();
+}
+
+/* Run worker w's lane; returns 1 when its thread returns (its exit, the lane's last operation). */
+static int run_lane(struct worker *w) {
+    struct lane *l = &lanes[w - workers];
+    __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&arrived, __ATOMIC_SEQ_CST) < block_lanes) sched_yield();
+    for (l->at = 0; l->at < l->n; l->at++) {
+        struct lane_op *o = &l->ops[l->at];
+        jitter(l);
+        o->invoked = next_event();
+        switch (o->cmd) {
+        case 'C':
+            o->rc = key_create(&keys[o->key], o->slot < 0 ? NULL : trampolines[o->slot]);
+            if (!o->rc) {
+                o->raw = (unsigned long)keys[o->key];
+                live[o->key] = 1;
+            }
+            break;
+        case 'D':
+            live[o->key] = 0;
+            o->rc = key_delete(keys[o->key]);
+            break;
+        case 'T':
+            o->rc = key_set(keys[o->key], value_ptr(o->value));
+            break;
+        case 'G':
+            o->got = key_get(keys[o->key]);
+            break;
+        case 'X':
+            return 1;
+        case 'Y':
+            thread_exit();
+        }
+        o->returned = next_event();
+    }
+    return 0;
+}
+
+static void read_lane(int t, int m) {
+    char line[4096];
+    if (t <= 0 || t >= MAX_THREADS || !workers[t].running || m > MAX_LANE_OPS) fail("bad lane");
+    lanes[t].n = m;
+    for (int i = 0; i < m; i++) {
+        struct lane_op *o = &lanes[t].ops[i];
+        int thread = 0;
+        memset(o, 0, sizeof *o);
+        if (!fgets(line, sizeof line, stdin)) fail("a parallel block ends early");
+        o->cmd = line[0];
+        o->slot = -1;
+        if (o->cmd == 'C') o->slot = read_create(line + 1, &o->key);
+        else if (o->cmd == 'D') sscanf(line + 1, "%d", &o->key);
+        else if (o->cmd == 'T' || o->cmd == 'G') sscanf(line + 1, "%d %d %d", &thread, &o->key, &o->value);
+        else if (o->cmd != 'X' && o->cmd != 'Y') fail("not an operation of a parallel block");
+        if (o->key < 0 || o->key >= MAX_NAMES) fail("key name out of range");
+    }
+}
+
+static void print_lane_op(int t, int i) {
+    struct lane_op *o = &lanes[t].ops[i];
+    printf("b %d %d %d %d ", t, i, o->invoked, o->returned);
+    switch (o->cmd) {
+    case 'C':
+        if (o->rc) printf("K %s\n", errname(o->rc));
+        else printf("K 0 %lu\n", o->raw);
+        break;
+    case 'G':
+        fputs("V ", stdout);
+        put_value(stdout, o->got);
+        putchar('\n');
+        break;
+    case 'X':
+    case 'Y':
+        printf("R %s %s\n", errname(o->rc), o->canceled ? "canceled" : "returned");
+        break;
+    default:
+        printf("R %s\n", errname(o->rc));
+    }
+}
+
+static void serve_block(char *p) {
+    int seed = 0, names = 0, n = 0, order[MAX_THREADS];
+    sscanf(p, "%d %d %d %d", &block_jitter, &seed, &names, &n);
+    if (n < 1 || n >= MAX_THREADS) fail("bad parallel block");
+    for (int i = 0; i < n; i++) {
+        char line[64];
+        int t = 0, m = 0;
+        if (!fgets(line, sizeof line, stdin) || sscanf(line, "L %d %d", &t, &m) != 2) fail("expected a lane");
+        read_lane(t, m);
+        lanes[t].seed = (unsigned)seed * 7919u + (unsigned)t;
+        order[i] = t;
+    }
+    if (names > next_name) next_name = names;
+    block_lanes = n;
+    arrived = event_clock = 0;
+    fflush(stdout);
+    in_block = 1;
+    for (int i = 0; i < n; i++) signal_worker(order[i], 'L', 0, 0);
+    for (int i = 0; i < n; i++) {
+        int t = order[i];
+        struct lane *l = &lanes[t];
+        struct lane_op *last = &l->ops[l->n - 1];
+        if (last->cmd != 'X' && last->cmd != 'Y') {
+            await_worker(t);
+            continue;
+        }
+        last->rc = thread_join(workers[t].thread, &last->canceled);
+        last->returned = next_event();
+        workers[t].running = 0;
+        threads_left--;
+    }
+    in_block = 0;
+    current = serving < 0 ? 0 : serving;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < lanes[order[i]].n; j++) print_lane_op(order[i], j);
+    puts("b end");
+}
+#else
+static int dtor_enter(void) { return current; }
+static void dtor_leave(void) {}
+#endif
+
 /* Serve one test case; returns 1 to return from main, 2 to return from a forked worker's start
  * routine, 0 when a pop ends the serving thread's current push scope. */
 static int serve_case(void) {
@@ -626,31 +841,17 @@ static int serve_case(void) {
             printf("R %s\n", errname(c));
             break;
         case 'C': {
-            int n, used;
-            char dash;
-            if (sscanf(p, " %d %c", &a, &dash) == 2 && dash == '-') {
-                b = create(a, -1, &raw);
-            } else {
-                sscanf(p, " %d %d%n", &a, &n, &used);
-                p += used;
-                int s = new_slot(a);
-                for (int i = 0; i < n && i < MAX_PROGRAM; i++) {
-                    struct instr *in = &dtors[s].prog[i];
-                    in->a = in->b = 0;
-                    sscanf(p, " %c%n", &in->op, &used);
-                    p += used;
-                    if (in->op == 'r' || in->op == 's') sscanf(p, " %d %d%n", &in->a, &in->b, &used);
-                    else if (in->op == 'd' || in->op == 'n') sscanf(p, " %d%n", &in->a, &used);
-                    else used = 0;
-                    p += used;
-                    dtors[s].len = i + 1;
-                }
-                b = create(a, s, &raw);
-            }
+            int s = read_create(p, &a);
+            b = create(a, s, &raw);
             if (b) printf("K %s\n", errname(b));
             else printf("K 0 %lu\n", raw);
             break;
         }
+#ifdef HAVE_PARALLEL
+        case 'B':
+            serve_block(p);
+            break;
+#endif
         case 'D':
             sscanf(p, "%d", &a);
             if (a >= MAX_NAMES) fail("key name out of range");
