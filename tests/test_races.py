@@ -44,3 +44,40 @@ def test_replay_judges_a_recorded_race_and_reruns_it_with_a_rate(tmp_path, capsy
     assert "runs on model[race-create]" in capsys.readouterr().out
     assert main(["replay", str(path), "--impl", "model", "--repeat", "30"]) == 0
     assert "no run rejected: 0 of 30 runs" in capsys.readouterr().out
+
+
+def test_fuzz_finds_a_race_names_it_with_its_rate_and_saves_the_shrunk_case(tmp_path, capsys):
+    out = tmp_path / "race.trace"
+    args = ["fuzz", "--impl", "model:race-exit-dtor", "--examples", "5", "--seed", "1", "--database", ""]
+    assert main([*args, "--race-seconds", "10", "--out", str(out)]) == 1
+    printed = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+    assert "race on model[race-exit-dtor]: rejected in" in printed and "SIGSEGV" in printed
+    assert "shrunk to 2 threads x 1 operations" in printed
+    tf = parse_trace(out.read_text())
+    assert tf.parallel is not None and "of 20 runs" in tf.meta["rate"]
+    assert main([*args, "--without", "races"]) == 0  # the race is all there is to find
+
+
+def test_the_c_driver_runs_a_block_on_real_threads_and_stamps_it():
+    from tsdcheck.checker.parallel import run_case
+    from tsdcheck.checker.racegen import OBSERVE
+    from tsdcheck.drivers.registry import make_impl
+    from tsdcheck.model.ops import Create, Exit, GetValue, Lane, NewKey, Parallel, SetValue, Spawn, Timed
+    from tsdcheck.model.profiles import get_profile
+
+    impl = make_impl("glibc")
+    try:
+        params = get_profile("glibc").params(impl.facts.iterations, impl.facts.keys_limit)
+        prefix = (Spawn(1), Spawn(2), Create(0, (*OBSERVE, NewKey(3))), SetValue(1, 0, 1), SetValue(2, 0, 2))
+        lanes = (Lane(1, (Timed(Exit(1)),)), Lane(2, (Timed(GetValue(2, 0)), Timed(Exit(2)))))
+        from tsdcheck.checker.parallel import ParallelCase
+
+        run = run_case(impl, ParallelCase(prefix, Parallel(lanes, jitter=1), (GetValue(0, 0),)), params, seed=3)
+    finally:
+        impl.close()
+    assert run.verdict.kind == "accepted", run.verdict.describe()
+    assert run.block is not None
+    stamps = sorted(s for lane in run.block.lanes for t in lane.ops for s in (t.invoked, t.returned))
+    assert stamps == list(range(6))  # one sequence of events, every operation invoked and returned
+    exits = [t.obs for lane in run.block.lanes for t in lane.ops if isinstance(t.op, Exit)]
+    assert all(len(obs.calls) == 2 for obs in exits)  # k0, then the key its destructor made

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tsdcheck.checker.coverage import Stats
@@ -20,10 +21,11 @@ from tsdcheck.checker.matrix import IMPLEMENTATIONS, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.parallel import case_of, judge_recorded, stress
 from tsdcheck.checker.prove import prove_profile, write_smtlib
+from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
-from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem
+from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
@@ -71,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FEATURE",
         help=f"leave out a thread feature to look past a known finding (repeatable; {', '.join(THREAD_FEATURES)})",
     )
+
+    f.add_argument(
+        "--race-seconds",
+        type=float,
+        default=15.0,
+        help="time for parallel cases after the sequential examples (races; 0 or --without races: none)",
+    )
+    f.add_argument("--repeat", type=int, default=20, help="runs of each parallel case, each in a fresh process")
 
     r = sub.add_parser("replay", help="run a saved trace again and judge it")
     r.add_argument("file")
@@ -167,6 +177,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
             seed=args.seed,
             database=args.database or None,
             without=frozenset(args.without),
+            races=RaceConfig(args.race_seconds, max(args.repeat, 1), seed=args.seed) if args.race_seconds > 0 else None,
         )
         with Progress(
             TextColumn("[bold]fuzzing {task.description}"),
@@ -186,11 +197,20 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
             result = fuzz(impl, params, config, on_example=tick)
     finally:
         impl.close()
+    if result.failure is None and result.races is not None and result.races.finding is not None:
+        return _race_finding(args, result.races.finding, facts, profile.name, console)
     if result.failure is None:
         if result.flaky:
             console.print(f"[yellow]the implementation behaved differently on the same trace: {result.flaky}")
             return 1
         console.print(summary_table(result.stats, facts, profile.name))
+        if result.races is not None:
+            hunt = result.races
+            console.print(
+                f"parallel cases: {hunt.cases} cases, {hunt.runs} runs in {hunt.seconds:.0f} s, no race found"
+                + (f" ({hunt.undefined} runs reached undefined behaviour)" if hunt.undefined else ""),
+                markup=False,
+            )
         return 0
     trace = result.failure.trace
     meta = {"impl": args.impl, "profile": profile.name}
@@ -205,6 +225,29 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     print_verdict(console, result.failure.verdict)
     console.print(finding_line(trace, facts, profile.name), markup=False)
     console.print(f"saved to {args.out}; run it again with: tsdcheck replay {args.out}", markup=False)
+    return 1
+
+
+def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, profile: str, console: Console) -> int:
+    meta = {"impl": args.impl, "profile": profile, "rate": finding.rate.rate}
+    if args.preload:
+        meta["preload"] = str(Path(args.preload).resolve())
+    for opt in ("cc", "cflags", "ldflags"):
+        if getattr(args, opt):
+            meta[opt] = getattr(args, opt)
+    text = finding.run.text(meta)
+    Path(args.out).write_text(text)
+    threads, ops = finding.case.size
+    console.print(
+        f"[bold red]race[/] on {escape(facts.name)}: rejected in {finding.found_rate.rate}; "
+        f"shrunk to {threads} threads x {ops} operations, rejected in {finding.rate.rate}:"
+    )
+    console.print(finding.run.text(), markup=False)
+    console.print(finding.run.verdict.describe(), markup=False)
+    console.print(
+        f"saved to {args.out}; run it again with: tsdcheck replay {args.out} --repeat {finding.rate.runs}",
+        markup=False,
+    )
     return 1
 
 

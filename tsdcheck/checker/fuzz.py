@@ -26,6 +26,7 @@ from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, i
 from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.minimize import minimize
 from tsdcheck.checker.oracle import Kind, Oracle, Verdict
+from tsdcheck.checker.racefuzz import RaceConfig, RaceHunt, hunt
 from tsdcheck.drivers.base import Implementation, Pipelined, Session
 from tsdcheck.model.ops import (
     MAIN_THREAD,
@@ -133,6 +134,8 @@ class FuzzConfig:
     """Generate and discard: no implementation, no judging (the benchmark's ceiling)."""
     without: frozenset[str] = frozenset()
     """Thread features not to generate, e.g. to look past a known finding with cancellation."""
+    races: RaceConfig | None = None
+    """After the sequential examples, hunt races with parallel cases (unless ``without`` has "races")."""
 
 
 @dataclass
@@ -140,10 +143,12 @@ class FuzzResult:
     stats: Stats
     failure: Counterexample | None = None
     flaky: str | None = None
+    races: RaceHunt | None = None
+    """The parallel cases' hunt, when one ran."""
 
     @property
     def conforms(self) -> bool:
-        return self.failure is None and self.flaky is None
+        return self.failure is None and self.flaky is None and (self.races is None or self.races.finding is None)
 
 
 @dataclass
@@ -486,4 +491,6 @@ def fuzz(
         return FuzzResult(run.stats, failure=run.last_failure, flaky=str(e).splitlines()[0])
     finally:
         run.stats.seconds = time.perf_counter() - start
-    return FuzzResult(run.stats)
+    if config.races is None or "races" not in run.features or config.dry:
+        return FuzzResult(run.stats)
+    return FuzzResult(run.stats, races=hunt(impl, params, replace(config.races, fill=config.fill)))

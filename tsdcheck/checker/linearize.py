@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tsdcheck.model.ops import (
+    MAIN_THREAD,
     Call,
     Create,
     Delete,
@@ -53,7 +54,7 @@ from tsdcheck.model.ops import (
     SetSeen,
     SetValue,
 )
-from tsdcheck.model.semantics import Result, step
+from tsdcheck.model.semantics import Result, TraceError, step
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import fmt_obs, fmt_op
 
@@ -118,6 +119,7 @@ def linearize(
     ``all_states``: find every state the block can leave (needed to judge a suffix); otherwise
     stop at the first order that explains the history.
     """
+    check_lanes(starts[0], block)
     history = events(block)
     reserved = [e.op.key for e in history if isinstance(e.op, Create)]
     starts = [s.with_next_key(max([s.next_key, *(k + 1 for k in reserved)])) for s in starts]
@@ -130,6 +132,13 @@ def linearize(
         if bad is not None:
             return bad
     return _search(starts, history, params, budget, all_states) if all_states else results[0]
+
+
+def check_lanes(state: State, block: Parallel) -> None:
+    """A block's threads must be running spawned threads when it starts (TraceError if not)."""
+    for lane in block.lanes:
+        if lane.thread == MAIN_THREAD or lane.thread not in state.values:
+            raise TraceError(f"t{lane.thread} runs in the parallel block but is not a running spawned thread")
 
 
 def _per_key(history: list[Event]) -> list[list[Event]] | None:

@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tsdcheck.checker.linearize import BUDGET, linearize
+from tsdcheck.checker.linearize import BUDGET, check_lanes, linearize
 from tsdcheck.checker.oracle import Oracle
 from tsdcheck.checker.replay import undefined_use
 from tsdcheck.drivers.base import EnvironmentProblem, Implementation, ParallelSession, Session
-from tsdcheck.model.ops import Lane, Obs, Op, Parallel, Timed
-from tsdcheck.model.state import Params
-from tsdcheck.model.text import TraceFile, format_trace
+from tsdcheck.model.ops import OK, Code, Create, Delete, GetValue, Lane, Obs, Op, Parallel, SetValue, Timed
+from tsdcheck.model.semantics import TraceError, some_outcome, step
+from tsdcheck.model.state import Params, State
+from tsdcheck.model.text import TraceFile, fmt_op, format_trace
 
 Kind = Literal["accepted", "rejected", "undefined", "gave up"]
 
@@ -72,8 +73,33 @@ class CaseRun:
         return format_trace(self.prefix, meta, self.block, self.suffix)
 
 
+def well_formed(case: ParallelCase, params: Params) -> None:
+    """Raise TraceError unless every step names running threads and keys in order, and every
+    key a lane uses is live before the block or created earlier in that lane (so no order of a
+    well-formed case reaches a key that was never created)."""
+    state = State()
+    for op in case.prefix:
+        if undefined_use(state, op):
+            raise TraceError(f"{fmt_op(op)}: {undefined_use(state, op)}")
+        step(state, op, Code(OK), params)  # raises TraceError on a malformed step, whatever it observed
+        outcome = some_outcome(state, op, params)
+        if outcome is None:
+            raise TraceError(f"{fmt_op(op)} has no allowed outcome here")
+        state = outcome[1]
+    check_lanes(state, case.block)
+    for lane in case.block.lanes:
+        known = set(state.live)
+        for timed in lane.ops:
+            op = timed.op
+            if isinstance(op, Create):
+                known.add(op.key)
+            elif isinstance(op, (SetValue, GetValue, Delete)) and op.key not in known:
+                raise TraceError(f"t{lane.thread}: {fmt_op(op)} uses a key that is not live before the block")
+
+
 def run_case(impl: Implementation, case: ParallelCase, params: Params, seed: int, budget: int = BUDGET) -> CaseRun:
-    """Run ``case`` once in a fresh session and judge it."""
+    """Run ``case`` once in a fresh session and judge it (TraceError if it is not well formed)."""
+    well_formed(case, params)
     session = impl.session()
     prefix: list[tuple[Op, Obs]] = []
     suffix: list[tuple[Op, Obs]] = []
@@ -84,6 +110,7 @@ def run_case(impl: Implementation, case: ParallelCase, params: Params, seed: int
             return CaseRun(prefix, None, suffix, verdict)
         if not isinstance(session, ParallelSession):
             raise EnvironmentProblem("this implementation's driver cannot run parallel blocks")
+        check_lanes(oracle.states[0], case.block)
         block = session.run_parallel(case.block, seed)
         lin = linearize(oracle.states, block, params, budget, all_states=bool(case.suffix))
         if lin.outcome != "accepted":
