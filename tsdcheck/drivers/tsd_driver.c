@@ -601,11 +601,16 @@ static void *helper_main(void *arg) {
 }
 
 /* The serving thread t ends (how: 'X' return, 'Y' pthread_exit, 'Z' cancel): a helper takes
- * over the protocol and reports t's end.  Returns only for 'X', to unwind to t's start. */
+ * over the protocol and reports t's end.  Returns only for 'X', to unwind to t's start.
+ * The last trace thread ends alone: the process ends with it (as if by exit(0)) and the server
+ * reports the status.  A helper there would make the process multi-threaded where the trace is
+ * not, and musl 1.2.3 then hangs once the original thread of a forked process has exited (its
+ * thread-list lock is never released: fixed upstream by 0c277ff1, in musl 1.2.5). */
 static int serving_thread_ends(int t, char how) {
     thread_type helper;
     workers[t].thread = thread_self();
-    if (thread_start_fn(&helper, helper_main, (void *)(intptr_t)t)) fail("could not start a helper thread");
+    if (threads_left > 1 && thread_start_fn(&helper, helper_main, (void *)(intptr_t)t))
+        fail("could not start a helper thread");
     if (how == 'X') return 2;
 #ifdef HAVE_CANCEL
     if (how == 'Z') {

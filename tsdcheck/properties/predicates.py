@@ -10,7 +10,7 @@ as soon as every key due at the pass's start has been dealt with).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from tsdcheck.model.ops import (
@@ -223,9 +223,10 @@ class _Replay:
             across_fork = self.set_at.get((t, k), 0) < self.forked.get(t, -1)
             self.flag("fork-child-replica" if across_fork else "values-persist", where, what)
 
-    def _exit(self, t: int, calls: Iterable[Call], where: str) -> None:
+    def _exit(self, t: int, calls: Sequence[Call], where: str) -> None:
         due_at_start = self.due(t)
-        fewest = most = 1 if due_at_start else 0
+        # A pass that called nothing did not run: an exit without calls leaves its values after 0 passes.
+        fewest = most = 1 if due_at_start and calls else 0
         # Two pass partitions of the calls: the fewest passes (a new pass only when a key
         # repeats) and the most (a new pass as soon as the pass's obligations are met).
         fewest_called: set[int] = set()
