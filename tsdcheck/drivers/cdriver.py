@@ -272,6 +272,13 @@ class CSession:
         """The observation of the oldest operation sent and not yet received."""
         if self.dead is not None:
             return self.dead
+        start = time.monotonic()
+        obs = self._await_reply(op)
+        if not isinstance(obs, Hang):
+            self.driver.slowest_step = max(self.driver.slowest_step, time.monotonic() - start)
+        return obs
+
+    def _await_reply(self, op: Op) -> Obs:
         lines = self.driver._lines
         assert lines is not None
         calls: list[Call] = []
@@ -462,7 +469,10 @@ class CDriver:
     ldflags: Sequence[str] = ()
     preload: str | None = None
     timeout: float = 5.0
+    """Seconds a step may take before it counts as a hang (the checker lowers it while shrinking)."""
     keys_held: int = 0
+    slowest_step: float = 0.0
+    """Seconds the slowest step that answered took to answer: what a hang is measured against."""
     _server: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _lines: _Lines | None = field(default=None, init=False, repr=False)
     _facts: Facts | None = field(default=None, init=False, repr=False)
@@ -484,8 +494,15 @@ class CDriver:
         env = dict(os.environ)
         if self.preload:
             env["LD_PRELOAD"] = self.preload
+        # Its own process group (a Ctrl-C reaches the checker only, which then stops the driver),
+        # and the checker's pid, with which the server and every case die (PR_SET_PDEATHSIG).
         self._server = subprocess.Popen(
-            [str(self.binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+            [str(self.binary), str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            process_group=0,
         )
         assert self._server.stdout is not None
         self._lines = _Lines(self._server.stdout.fileno())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +35,43 @@ RECIPES: dict[str, Recipe] = {
 """How the POSIX driver is built for each libc (Debian: musl-tools, dietlibc-dev)."""
 
 NAMES = (*RECIPES, "model")
+TSD_FUNCTIONS = frozenset(
+    {
+        *(f"pthread_{f}" for f in ("key_create", "key_delete", "getspecific", "setspecific")),
+        *(f"tss_{f}" for f in ("create", "delete", "get", "set")),
+        *(f"pth_key_{f}" for f in ("create", "delete", "getdata", "setdata")),
+    }
+)
+"""What a preloaded library must define at least one of, or it interposes nothing we test."""
+ET_DYN = 3
+
+
+def check_preload(path: str) -> None:
+    """A one-line EnvironmentProblem unless ``path`` is a shared object defining a TSD function.
+
+    The dynamic loader only warns about a preload it cannot load, and a library without the
+    functions would leave the system's own TSD under test: either way the run would mislead.
+    """
+    lib = Path(path)
+    if not lib.is_file():
+        raise EnvironmentProblem(f"preload library {path} does not exist")
+    with lib.open("rb") as f:
+        head = f.read(18)
+    kind = int.from_bytes(head[16:18], "little" if head[5:6] == b"\x01" else "big")
+    if len(head) < 18 or head[:4] != b"\x7fELF" or kind != ET_DYN:
+        raise EnvironmentProblem(f"preload library {path} is not a shared object (ELF ET_DYN)")
+    nm = shutil.which("nm")
+    if nm is None:  # binutils comes with gcc; without it the loader's own complaint is all we get
+        return
+    done = subprocess.run(
+        [nm, "-D", "--defined-only", str(lib)], capture_output=True, text=True, errors="replace", timeout=60
+    )
+    defined = {line.split()[-1].split("@")[0] for line in done.stdout.splitlines() if line.split()}
+    if done.returncode == 0 and not defined & TSD_FUNCTIONS:
+        raise EnvironmentProblem(
+            f"preload library {path} defines none of the thread-specific data functions "
+            "(pthread_key_*, pthread_[gs]etspecific, tss_*, pth_key_*): it would test the system's own"
+        )
 
 
 def make_impl(
@@ -48,8 +87,8 @@ def make_impl(
 
     ``cc``/``cflags``/``ldflags`` build the POSIX driver against anyone's libc or TSD library.
     """
-    if preload is not None and not Path(preload).is_file():
-        raise EnvironmentProblem(f"preload library {preload} does not exist")
+    if preload is not None:
+        check_preload(preload)
     base, _, bug = name.partition(":")
     if base == "model":
         if preload or cc:

@@ -49,6 +49,9 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 /* The API under test.  By default POSIX keys and threads.  With -DTSD_C11 the C11
  * <threads.h> API: tss_* for the keys and thrd_create/thrd_join for the threads (C11 has no
@@ -401,6 +404,24 @@ static void finish(struct worker *w) {
     lock_release(&lock);
 }
 
+/* End with the parent: no driver process outlives the checker, however the checker stops
+ * (a signal it cannot catch included).  The parent may already have died before prctl took
+ * effect, so its pid is compared with the one expected. */
+static void die_with_parent(pid_t parent) {
+#ifdef __linux__
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+    if (getppid() != parent) _exit(3);
+}
+
+/* fork(), the child ending with the process that forked it. */
+static pid_t fork_tied(void) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) die_with_parent(parent);
+    return pid;
+}
+
 static int serve_case(void);
 static void forked(int t);
 
@@ -483,7 +504,7 @@ static int worker_loop(struct worker *w) {
 #endif
         case 'K': {
             fflush(stdout);
-            pid_t pid = fork();
+            pid_t pid = fork_tied();
             if (pid == 0) {
                 forked((int)(w - workers));
                 continue; /* serve from here */
@@ -950,7 +971,7 @@ static int serve_case(void) {
             }
             fflush(stdout);
             {
-                pid_t pid = fork();
+                pid_t pid = fork_tied();
                 if (pid == 0) {
                     forked(a);
                     break;
@@ -990,7 +1011,9 @@ static int serve_case(void) {
     _exit(0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* argv[1]: the checker's pid (the server dies with it) */
+    if (argc > 1) die_with_parent((pid_t)strtol(argv[1], NULL, 10));
     /* dietlibc has neither sysconf name: fall back on the <limits.h> constants. */
     keys_max = iterations = -1;
 #ifdef _SC_THREAD_KEYS_MAX
@@ -1024,7 +1047,7 @@ int main(void) {
     while (fgets(line, sizeof line, stdin)) {
         if (line[0] != 'N') continue;
         fflush(stdout);
-        pid_t pid = fork();
+        pid_t pid = fork_tied();
         if (pid == 0) {
             setpgid(0, 0); /* the checker kills the case with its forked children */
             api_init();
