@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from tsdcheck.checker.fuzz import FuzzConfig
+from tsdcheck.checker.racefuzz import RaceConfig
 from tsdcheck.checker.z3model import z3_version
 from tsdcheck.drivers.registry import make_impl
 
@@ -48,6 +49,7 @@ def main() -> int:
     ap.add_argument("--depth", type=int, default=12, help="BMC depth of the Z3 traces")
     ap.add_argument("--only", nargs="*", default=None, help="variant names")
     ap.add_argument("--no-z3", action="store_true")
+    ap.add_argument("--race-seconds", type=float, default=30.0, help="time for parallel cases per variant (races)")
     args = ap.parse_args()
     variants = [BY_NAME[n] for n in args.only] if args.only else list(CATALOGUE)
     wall = time.perf_counter()
@@ -69,7 +71,8 @@ def main() -> int:
     rows: list[tuple[Variant, Kill, Kill | None]] = []
     for v in variants:
         budget = args.examples if v.kind == "bug" else args.clean_examples
-        fz = fuzz_kill(libs[v.name], v.profile, FuzzConfig(examples=budget, seed=args.seed))
+        races = RaceConfig(seconds=args.race_seconds) if args.race_seconds > 0 else None
+        fz = fuzz_kill(libs[v.name], v.profile, FuzzConfig(examples=budget, seed=args.seed, races=races))
         zk = z3_kill(libs[v.name], v.profile, suite) if suite else None
         rows.append((v, fz, zk))
         print(

@@ -7,6 +7,7 @@ import pytest
 from zoo import BLIND_SPOTS, BY_NAME, CATALOGUE, SOURCE, build, fuzz_kill, reading, z3_kill, z3_suite
 
 from tsdcheck.checker.fuzz import FuzzConfig
+from tsdcheck.checker.racefuzz import RaceConfig
 from tsdcheck.checker.replay import replay
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.text import parse_op
@@ -109,3 +110,18 @@ def test_z3_traces_kill_the_bugs_they_were_found_for(libs, suite):
 def test_z3_traces_flag_no_conformant_variant(libs, suite):
     for v in CONFORMANT:
         assert not z3_kill(libs[v.name], v.profile, suite).killed, v.name
+
+
+@pytest.mark.parametrize("name", ["RACE_DTOR_REREAD", "RACE_CREATE_SCAN"])
+def test_race_bugs_are_killed_by_parallel_cases_with_small_histories(libs, name):
+    v = BY_NAME[name]
+    kill = fuzz_kill(libs[name], v.profile, FuzzConfig(examples=5, seed=1, races=RaceConfig(seconds=30)))
+    assert kill.killed and "race in" in kill.note, kill.note
+    assert kill.length is not None and kill.length <= 2 * 4  # threads x operations after shrinking
+    assert set(kill.properties) & set(v.expect), kill.properties
+
+
+@pytest.mark.parametrize("name", ["BASE", "SEQ_RECHECK"])
+def test_conformant_serialisations_are_not_flagged_by_parallel_cases(libs, name):
+    kill = fuzz_kill(libs[name], "default", FuzzConfig(examples=5, seed=1, races=RaceConfig(seconds=4)))
+    assert not kill.killed, kill.note

@@ -27,9 +27,9 @@ from tsdcheck.checker.prove import to_trace
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, Encoding
 from tsdcheck.checker.z3model import Variant as Z3Variant
-from tsdcheck.drivers.base import Facts, Implementation, Pipelined, Session
+from tsdcheck.drivers.base import Facts, Implementation, ParallelSession, Pipelined, Session
 from tsdcheck.drivers.registry import make_impl
-from tsdcheck.model.ops import Create, Delete, DeleteKey, Fill, GetValue, Obs, Op, SetKey, SetValue
+from tsdcheck.model.ops import Create, Delete, DeleteKey, Fill, GetValue, Obs, Op, Parallel, SetKey, SetValue
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.state import Params
 from tsdcheck.properties import CATALOG, violations
@@ -124,6 +124,25 @@ CATALOGUE: tuple[Variant, ...] = (
         "the cap counted per key instead of per pass",
         "WG14 C23 issue 1119 (TSS_DTOR_ITERATIONS: calls or repetitions?)",
         "at-most-n-passes",
+    ),
+    Variant(
+        "SEQ_RECHECK",
+        ("SEQ_RECHECK",),
+        "conformant",
+        "the exit loop reads a destructor without the lock and re-checks the slot's sequence number",
+        "Z3: bionic 5e2bd719d (pthread_key_clean_all), a serialisation without the table lock",
+    ),
+    _bug(
+        "RACE_DTOR_REREAD",
+        "race: the exit loop re-reads the destructor pointer without the lock after a concurrent delete",
+        "Z3 (tsd-bug-history.md): musl 84d061d5 / 805288929f took key_lock around the destructor reads",
+        "calls-return",
+    ),
+    _bug(
+        "RACE_CREATE_SCAN",
+        "race: create reads its scan start outside the lock; the wrap-around stop fires early (EAGAIN)",
+        "Z4 (tsd-bug-history.md): musl 59f88d766 moved the next_key read under the write lock",
+        "create-below-limit",
     ),
     _bug(
         "EAGAIN_EARLY",
@@ -350,15 +369,23 @@ class _LoggedSession:
     inner: Session
     log: _Log
     steps: list[tuple[Op, Obs]] = field(default_factory=list)
+    parallel: bool = False
+    """A parallel case: its steps are not a sequential trace, and are not logged (races time themselves)."""
 
     def run(self, op: Op) -> Obs:
         obs = self.inner.run(op)
         self.steps.append((op, obs))
         return obs
 
+    def run_parallel(self, block: Parallel, seed: int) -> Parallel:
+        assert isinstance(self.inner, ParallelSession)
+        self.parallel = True
+        return self.inner.run_parallel(block, seed)
+
     def close(self) -> None:
         self.inner.close()
-        self.log.cases.append((time.perf_counter(), self.steps))
+        if not self.parallel:
+            self.log.cases.append((time.perf_counter(), self.steps))
 
 
 @dataclass
@@ -416,12 +443,29 @@ def fuzz_kill(lib: Path, profile: str, config: FuzzConfig) -> Kill:
         total = time.perf_counter() - start
     finally:
         impl.close()
+    race = result.races.finding if result.races is not None else None
+    if result.failure is None and race is not None:
+        threads, ops = race.case.size
+        found = race.found_rate
+        props = ("calls-return",) if "crashed" in race.run.verdict.reason else _race_properties(race.run.verdict.reason)
+        note = f"race in {found.rate}, shrunk to {threads} threads x {ops} operations ({race.rate.rate})"
+        assert result.races is not None and result.races.found_after is not None
+        return Kill(True, result.stats.seconds + result.races.found_after, threads * ops, props, note=note)
     if result.failure is None:
         return Kill(False, total, note=result.flaky or f"{result.stats.examples} examples, {result.stats.steps} steps")
     trace = result.failure.trace
     first = impl.log.first_failure(params, start)
     props = tuple(sorted(violations(trace, params)))
     return Kill(True, total if first is None else first, len(trace), props, trace, result.flaky or "")
+
+
+def _race_properties(reason: str) -> tuple[str, ...]:
+    """The property a rejected parallel block breaks, from the model's reason."""
+    if "gave EAGAIN with" in reason:
+        return ("create-below-limit",)
+    if "equals the value of live key" in reason:
+        return ("keys-distinct",)
+    return ()
 
 
 # --- Z3-generated traces -------------------------------------------------------------------------

@@ -20,6 +20,8 @@
  *   KEY_GEN           key values carry a generation, so a value is never handed out twice
  *   FORK_RECLAIM      the child of fork reclaims the vanished threads' blocks into the pool,
  *                     without destructors (glibc __reclaim_stacks after BZ #4938)
+ *   SEQ_RECHECK       the exit loop reads a destructor without the lock and re-checks the slot's
+ *                     sequence number before calling it (bionic's serialisation, not a lock)
  * Bugs (one each):
  *   BUG_NO_CLEAR      call the destructor before clearing the value
  *   BUG_EXTRA_PASS    one pass more than PTHREAD_DESTRUCTOR_ITERATIONS
@@ -50,12 +52,19 @@
  *   BUG_JOINER_DTORS      the exiting thread leaves its values to pthread_join, whose caller runs
  *                         the destructors (in the wrong thread; never for detached threads or main)
  *   BUG_FORK_DTORS        the child of fork runs the vanished threads' destructors
+ * Races (they show only when threads run at the same time; a yield widens each window):
+ *   BUG_RACE_DTOR_REREAD  the exit loop re-reads the destructor pointer without the lock after
+ *                         checking it: a concurrent delete makes it call through NULL (Z3)
+ *   BUG_RACE_CREATE_SCAN  create reads its scan start outside the lock; the wrap-around stop
+ *                         then fires early, a spurious EAGAIN below the limit (Z4)
+ * The conformant loop reads a destructor under the table lock and calls it after unlocking.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -235,9 +244,31 @@ static int visit(struct block *b, unsigned s) {
 }
 
 /* Clear the value, then call its destructor. */
+/* The destructor to call for slot s, read so that a concurrent delete cannot tear it: NULL if
+ * the key was deleted since the loop saw its value due. */
+static dtor_fn dtor_for_call(const struct cell *c, unsigned s) {
+#if defined(BUG_RACE_DTOR_REREAD)
+    sched_yield(); /* the window between the check and the unlocked re-read */
+    return __atomic_load_n(&slots[s].dtor, __ATOMIC_RELAXED); /* read again, not the value the check saw */
+#elif defined(SEQ_RECHECK)
+    unsigned seq = __atomic_load_n(&slots[s].seq, __ATOMIC_ACQUIRE);
+    dtor_fn dtor = __atomic_load_n(&slots[s].dtor, __ATOMIC_ACQUIRE);
+    sched_yield();
+    return __atomic_load_n(&slots[s].seq, __ATOMIC_ACQUIRE) == seq && c->seq == seq ? dtor : NULL;
+#else
+    pthread_mutex_lock(&table_lock);
+    dtor_fn dtor = dtor_of(c, s);
+    pthread_mutex_unlock(&table_lock);
+    return dtor;
+#endif
+}
+
 __attribute__((unused)) static void call(struct block *b, unsigned s) {
     struct cell *c = &b->cell[s];
-    dtor_fn dtor = dtor_of(c, s);
+    dtor_fn dtor = dtor_for_call(c, s);
+#if !defined(BUG_RACE_DTOR_REREAD) && !defined(BUG_DTOR_NULL) && !defined(BUG_DTOR_AFTER_DELETE)
+    if (!dtor) return; /* deleted meanwhile: no longer due */
+#endif
 #ifdef BUG_DTOR_AFTER_DELETE
     void *v = c->value;
 #else
@@ -454,6 +485,30 @@ static void reclaim_in_child(void) {
 __attribute__((constructor)) static void at_fork(void) { pthread_atfork(NULL, NULL, reclaim_in_child); }
 #endif
 
+#ifdef BUG_RACE_CREATE_SCAN
+static unsigned next_slot; /* where the last create stopped */
+
+int pthread_key_create(pthread_key_t *key, dtor_fn dtor) {
+    pthread_once(&hook_once, make_hook);
+    unsigned j = __atomic_load_n(&next_slot, __ATOMIC_RELAXED); /* read outside the lock */
+    sched_yield();
+    pthread_mutex_lock(&table_lock);
+    int used = 0;
+    for (unsigned s = 0; s < SLOTS; s++) used += in_use(s);
+    do {
+        if (used < USABLE && !in_use(j)) {
+            slots[j].seq++;
+            slots[j].dtor = dtor;
+            *key = key_of(j);
+            next_slot = (j + 1) % SLOTS;
+            pthread_mutex_unlock(&table_lock);
+            return 0;
+        }
+    } while ((j = (j + 1) % SLOTS) != next_slot);
+    pthread_mutex_unlock(&table_lock);
+    return EAGAIN;
+}
+#else
 int pthread_key_create(pthread_key_t *key, dtor_fn dtor) {
     pthread_once(&hook_once, make_hook);
     pthread_mutex_lock(&table_lock);
@@ -470,6 +525,7 @@ int pthread_key_create(pthread_key_t *key, dtor_fn dtor) {
     pthread_mutex_unlock(&table_lock);
     return EAGAIN;
 }
+#endif
 
 int pthread_key_delete(pthread_key_t k) {
 #ifdef BUG_DELETE_CALLS

@@ -51,6 +51,8 @@ class RaceHunt:
     runs: int = 0
     undefined: int = 0
     seconds: float = 0.0
+    found_after: float | None = None
+    """Seconds from the hunt's start to the end of the first rejected run's case (before shrinking)."""
     finding: RaceFinding | None = None
 
 
@@ -98,6 +100,7 @@ def hunt(
     except _OutOfTime:
         pass
     except _Found as hit:
+        out.found_after = time.monotonic() - start
         out.finding = shrink(impl, params, hit.case, hit.found, config)
     finally:
         out.seconds = time.monotonic() - start
