@@ -4,9 +4,9 @@ implementation whose races show only in some interleavings."""
 import pytest
 
 from tsdcheck.checker.linearize import linearize
-from tsdcheck.checker.parallel import ParallelCase, judge_recorded, stress
+from tsdcheck.checker.parallel import ParallelCase, judge_recorded, run_case, stress
 from tsdcheck.drivers.pyref import Behaviour, PyRef
-from tsdcheck.model.ops import Create, Delete, Exit, GetValue, Lane, Parallel, SetValue, Spawn, Timed
+from tsdcheck.model.ops import Create, Delete, Exit, Fork, GetValue, Lane, Parallel, SetValue, Spawn, Timed
 from tsdcheck.model.state import Params
 from tsdcheck.model.text import format_trace, parse_trace
 
@@ -184,3 +184,53 @@ def test_a_recorded_run_prints_and_parses_back_to_the_same_verdict():
     tf = parse_trace(run.text())
     assert format_trace(tf.steps, None, tf.parallel, tf.suffix) == run.text()
     assert judge_recorded(tf.steps, tf.parallel, tf.suffix, params).kind == "rejected"  # type: ignore[arg-type]
+
+
+FORKED = (
+    PREFIX
+    + """create k1 dtor=none -> 0 key=8
+parallel
+  t0 @2..5: fork t0 -> 0
+  t1 @3..: delete k1
+  t2 @4..: create k2 dtor=none
+end parallel
+create k3 dtor=none -> {rc}
+"""
+)
+
+
+def test_operations_running_at_a_fork_may_have_taken_effect_or_not():
+    promised = Params(iterations=4, keys_limit=3, fork_child_full_libc=True)
+    # EAGAIN: the pending create took effect and the pending delete did not; 0: any other way.
+    assert judged(FORKED.format(rc="EAGAIN"), promised).kind == "accepted"
+    assert judged(FORKED.format(rc="0 key=9"), promised).kind == "accepted"
+    roomy = Params(iterations=4, keys_limit=4, fork_child_full_libc=True)
+    refused = judged(FORKED.format(rc="EAGAIN"), roomy)
+    assert refused.kind == "rejected" and refused.where == "suffix step 1"
+    hung = judged(FORKED.format(rc="HANG after 0 calls"), promised)
+    assert hung.kind == "rejected" and "did not finish" in hung.reason
+
+
+def test_the_child_of_a_multithreaded_fork_is_judged_only_under_a_profile_that_promises_it():
+    plain = Params(iterations=4, keys_limit=3)
+    v = judged(FORKED.format(rc="HANG after 0 calls"), plain)
+    assert v.kind == "undefined" and "fork" in v.reason
+
+
+def test_a_simulated_fork_leaves_the_other_threads_behind():
+    case = ParallelCase(
+        (Spawn(1), Spawn(2), Create(0, ())),
+        Parallel(
+            (
+                Lane(0, (Timed(Fork(0)),)),
+                Lane(1, (Timed(Create(1, None)), Timed(Delete(1)))),
+                Lane(2, (Timed(SetValue(2, 0, 1)), Timed(Exit(2)))),
+            )
+        ),
+        (Create(2, ()), SetValue(0, 2, 1), GetValue(0, 2), GetValue(0, 0)),
+    )
+    params = Params(iterations=4, keys_limit=64, fork_child_full_libc=True)
+    runs = [run_case(PyRef(Behaviour()), case, params, seed) for seed in range(40)]
+    assert {r.verdict.kind for r in runs} == {"accepted"}
+    cut = [t for r in runs for lane in r.block.lanes for t in lane.ops if t.obs is None]  # type: ignore[union-attr]
+    assert cut and all(t.returned is None for t in cut)  # pending at the fork, or never run in the child

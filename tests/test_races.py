@@ -1,5 +1,7 @@
 """Parallel cases end to end: the trace language's block, replay from the command line."""
 
+import re
+
 import pytest
 
 from tsdcheck.cli import main
@@ -19,13 +21,16 @@ end parallel
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("parallel\n  t1: create k0 dtor=none\nend parallel\n", "two or more spawned threads"),
+        ("parallel\n  t1: create k0 dtor=none\nend parallel\n", "two or more threads"),
         ("parallel\n  t1: spawn t3\n  t2: get t2 k0\nend parallel\n", "cannot run in a parallel block"),
         ("parallel\n  t1: get t2 k0\n", "t2's operation, on t1's line"),
         ("parallel\n  t1: exit t1\n  t1: get t1 k0\n  t2: get t2 k0\nend parallel\n", "runs on after"),
         ("parallel\n  t1: get t1 k0\n  t2: get t2 k0\n", "without 'end parallel'"),
         ("parallel\n  t1 @3..2: get t1 k0 -> NULL\n  t2: get t2 k0\nend parallel\n", "invoked before returned"),
         ("parallel jitter=x\nend parallel\n", "expected jitter=N"),
+        ("parallel\n  t0: get t0 k0\n  t1: get t1 k0\nend parallel\n", "one 'fork t0'"),
+        ("parallel\n  t0: fork t0\n  t0: fork t0\n  t1: get t1 k0\nend parallel\n", "runs on after"),
+        ("parallel\n  t1 @1..4: get t1 k0\n  t2: get t2 k0\nend parallel\n", "still pending"),
         ("parallel\n  t1: get t1 k0\n  t2: get t2 k0\nend parallel\nparallel\n", "one parallel block"),
     ],
 )
@@ -54,7 +59,7 @@ def test_fuzz_finds_a_race_names_it_with_its_rate_and_saves_the_shrunk_case(tmp_
     assert "race on model[race-exit-dtor]: rejected in" in printed and "SIGSEGV" in printed
     assert "shrunk to 2 threads x 1 operations" in printed
     tf = parse_trace(out.read_text())
-    assert tf.parallel is not None and "of 20 runs" in tf.meta["rate"]
+    assert tf.parallel is not None and re.fullmatch(r"\d+ of \d+ runs", tf.meta["rate"])
     assert main([*args, "--without", "races"]) == 0  # the race is all there is to find
 
 
@@ -81,3 +86,25 @@ def test_the_c_driver_runs_a_block_on_real_threads_and_stamps_it():
     assert stamps == list(range(6))  # one sequence of events, every operation invoked and returned
     exits = [t.obs for lane in run.block.lanes for t in lane.ops if isinstance(t.op, Exit)]
     assert all(len(obs.calls) == 2 for obs in exits)  # k0, then the key its destructor made
+
+
+def test_the_c_driver_forks_inside_a_block_and_the_case_goes_on_in_the_child():
+    from tsdcheck.checker.parallel import ParallelCase, stress
+    from tsdcheck.drivers.registry import make_impl
+    from tsdcheck.model.ops import Create, Delete, Fork, GetValue, Lane, Parallel, SetValue, Spawn, Timed
+    from tsdcheck.model.profiles import get_profile
+
+    churn = tuple(Timed(op) for op in (Create(1, None), Delete(1), Create(2, None), Delete(2)))
+    case = ParallelCase(
+        (Spawn(1), Create(0, ()), SetValue(1, 0, 1)),
+        Parallel((Lane(0, (Timed(Fork(0)),)), Lane(1, churn)), jitter=1),
+        (Create(3, ()), SetValue(0, 3, 2), GetValue(0, 3), GetValue(0, 0)),
+    )
+    impl = make_impl("glibc")
+    try:
+        params = get_profile("glibc").params(impl.facts.iterations, impl.facts.keys_limit)
+        assert params.fork_child_full_libc  # glibc's promise: the child may call TSD functions
+        found = stress(impl, case, params, repeats=20, seed=1)
+    finally:
+        impl.close()
+    assert found.runs == 20 and found.rejected == 0 and found.undefined == 0, found.first_failure

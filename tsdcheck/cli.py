@@ -21,7 +21,7 @@ from tsdcheck.checker.matrix import IMPLEMENTATIONS, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.parallel import case_of, judge_recorded, stress
 from tsdcheck.checker.prove import prove_profile, write_smtlib
-from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding
+from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding, race_name
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
@@ -244,6 +244,7 @@ def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, 
     )
     console.print(finding.run.text(), markup=False)
     console.print(finding.run.verdict.describe(), markup=False)
+    console.print(f"race: {race_name(finding.run)}", markup=False)
     console.print(
         f"saved to {args.out}; run it again with: tsdcheck replay {args.out} --repeat {finding.rate.runs}",
         markup=False,

@@ -46,6 +46,7 @@ from tsdcheck.model.ops import (
     Effect,
     Exit,
     Exited,
+    Fork,
     GetValue,
     NewSeen,
     Obs,
@@ -54,7 +55,7 @@ from tsdcheck.model.ops import (
     SetSeen,
     SetValue,
 )
-from tsdcheck.model.semantics import Result, TraceError, step
+from tsdcheck.model.semantics import Result, TraceError, outcomes, step
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import fmt_obs, fmt_op
 
@@ -69,12 +70,15 @@ class Event:
 
     thread: int
     op: Op
-    obs: Obs
+    obs: Obs | None
+    """None: still running when the main thread forked (its effect, if any, is unknown)."""
     invoked: int
     returned: float
-    """``inf`` when the operation never returned (a hang, or the process died)."""
+    """``inf`` when the operation never returned (a hang, the process died, or the case forked)."""
 
     def describe(self) -> str:
+        if self.obs is None:
+            return f"t{self.thread}: {fmt_op(self.op)} (still running at the fork)"
         return f"t{self.thread}: {fmt_op(self.op)} -> {' / '.join(part.strip() for part in fmt_obs(self.obs))}"
 
 
@@ -104,7 +108,7 @@ def events(block: Parallel) -> list[Event]:
     out = []
     for lane in block.lanes:
         for t in lane.ops:
-            if t.obs is None or t.invoked is None:
+            if t.invoked is None:
                 continue
             returned = float("inf") if t.returned is None else float(t.returned)
             out.append(Event(lane.thread, t.op, t.obs, t.invoked, returned))
@@ -121,7 +125,8 @@ def linearize(
     """
     check_lanes(starts[0], block)
     history = events(block)
-    reserved = [e.op.key for e in history if isinstance(e.op, Create)]
+    # Every create of the block reserves its name, also one that never ran (the case forked first).
+    reserved = [t.op.key for lane in block.lanes for t in lane.ops if isinstance(t.op, Create)]
     starts = [s.with_next_key(max([s.next_key, *(k + 1 for k in reserved)])) for s in starts]
     parts = _per_key(history)
     if parts is None:
@@ -135,10 +140,13 @@ def linearize(
 
 
 def check_lanes(state: State, block: Parallel) -> None:
-    """A block's threads must be running spawned threads when it starts (TraceError if not)."""
+    """A block's threads must be running when it starts (TraceError if not); the main thread's
+    one operation is a fork."""
     for lane in block.lanes:
-        if lane.thread == MAIN_THREAD or lane.thread not in state.values:
-            raise TraceError(f"t{lane.thread} runs in the parallel block but is not a running spawned thread")
+        if lane.thread not in state.values:
+            raise TraceError(f"t{lane.thread} runs in the parallel block but is not a running thread")
+        if lane.thread == MAIN_THREAD and [t.op for t in lane.ops] != [Fork(MAIN_THREAD)]:
+            raise TraceError("the main thread's one operation in a parallel block is 'fork t0'")
 
 
 def _per_key(history: list[Event]) -> list[list[Event]] | None:
@@ -163,7 +171,8 @@ def _search(
     starts: Sequence[State], history: list[Event], params: Params, budget: int, all_states: bool
 ) -> Linearization:
     n = len(history)
-    full = (1 << n) - 1
+    # Operations still running at a fork may have taken effect or not: only the others must be placed.
+    full = sum(1 << i for i, e in enumerate(history) if e.obs is not None)
     # must_precede[i]: operations that returned before operation i was invoked.
     must_precede = [sum(1 << j for j, b in enumerate(history) if b.returned < a.invoked) for a in history]
     stack: list[tuple[int, State, tuple[int, ...]]] = [(0, s, ()) for s in starts]
@@ -182,7 +191,7 @@ def _search(
             return Linearization(
                 "gave up", reason=f"{n} operations, bound {budget} (raise it, or shrink the block)", explored=budget
             )
-        if mask == full:
+        if mask & full == full:
             finals.setdefault(memo[1], state)
             explaining = explaining or order
             if not all_states:
@@ -230,8 +239,18 @@ def _rejection(history: list[Event], frontier: _Frontier) -> str:
 
 
 def judge_event(state: State, event: Event, params: Params) -> Result:
-    """One step of an order: ``step``, with the block's key names (see the module's docstring)."""
+    """One step of an order: ``step``, with the block's key names (see the module's docstring).
+
+    An operation still running at a fork steps to every state an allowed outcome leaves; no
+    operation of another thread can follow the fork (the child has only the forking thread)."""
     op, obs = event.op, event.obs
+    if event.thread not in state.values:
+        return Result(reason=f"t{event.thread} does not run in the child of the fork")
+    if obs is None:
+        if isinstance(op, Create):
+            after = outcomes(state.with_next_key(op.key), op, params)
+            return Result(states=tuple(s.with_next_key(state.next_key) for _, s in after))
+        return Result(states=tuple(s for _, s in outcomes(state, op, params)))
     if isinstance(op, Create):
         r = step(state.with_next_key(op.key), op, obs, params)
         return replace(r, states=tuple(s.with_next_key(state.next_key) for s in r.states))

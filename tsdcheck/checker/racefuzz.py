@@ -8,6 +8,7 @@ cases, bounds the hunt.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -17,9 +18,12 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from tsdcheck.checker.parallel import CaseRun, ParallelCase, Stress, stress
 from tsdcheck.checker.racegen import parallel_cases
 from tsdcheck.drivers.base import Implementation
-from tsdcheck.model.ops import Exit, Lane, Parallel, Timed
+from tsdcheck.model.ops import Create, Delete, Exit, Fork, Lane, Parallel, Timed
 from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.state import Params
+
+SHRINK_REPEATS_MAX = 400
+"""Runs per shrinking candidate at most, however rare the race."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +60,9 @@ class RaceHunt:
     finding: RaceFinding | None = None
 
 
-class _Found(Exception):
-    def __init__(self, case: ParallelCase, found: Stress) -> None:
-        self.case, self.found = case, found
-
-
-class _OutOfTime(Exception):
-    pass
+class _Stop(Exception):
+    """Ends the hunt (a race was found, or time ran out).  Raised again for any case Hypothesis
+    replays afterwards, so the stop is reproducible, as Hypothesis requires; a race itself is not."""
 
 
 def hunt(
@@ -72,6 +72,7 @@ def hunt(
     out = RaceHunt()
     start = time.monotonic()
     deadline = start + config.seconds
+    hit: list[tuple[ParallelCase, Stress]] = []
 
     @settings(
         max_examples=config.cases,
@@ -79,11 +80,12 @@ def hunt(
         deadline=None,
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
     )
     @given(parallel_cases(params, config.fill))
     def test(case: ParallelCase) -> None:
-        if time.monotonic() > deadline:
-            raise _OutOfTime
+        if hit or time.monotonic() > deadline:
+            raise _Stop
         found = stress(impl, case, params, config.repeats, seed=out.cases * config.repeats, deadline=deadline)
         out.cases += 1
         out.runs += found.runs
@@ -91,26 +93,26 @@ def hunt(
         if on_case:
             on_case(out)
         if found.rejected:
-            raise _Found(case, found)
+            hit.append((case, found))
+            out.found_after = time.monotonic() - start
+            raise _Stop
 
     if config.seed is not None:
         test = seed(config.seed)(test)
-    try:
+    with contextlib.suppress(_Stop):
         test()
-    except _OutOfTime:
-        pass
-    except _Found as hit:
-        out.found_after = time.monotonic() - start
-        out.finding = shrink(impl, params, hit.case, hit.found, config)
-    finally:
-        out.seconds = time.monotonic() - start
+    out.seconds = time.monotonic() - start
+    if hit:
+        out.finding = shrink(impl, params, *hit[0], config)
     return out
 
 
 def shrink(impl: Implementation, params: Params, case: ParallelCase, found: Stress, config: RaceConfig) -> RaceFinding:
     """Greedily make ``case`` smaller (fewer threads, fewer operations, operations moved out of
-    the block) while it fails in at least half as many runs as before."""
+    the block) while it fails in at least half as large a share of runs as when it was found."""
     deadline = time.monotonic() + config.seconds
+    # A rare race needs more runs per candidate to show about as often as before: aim at three.
+    repeats = min(SHRINK_REPEATS_MAX, max(config.repeats, -(-3 * found.runs // found.rejected)))
     best, best_rate = case, found
     improved = True
     while improved and time.monotonic() < deadline:
@@ -119,10 +121,11 @@ def shrink(impl: Implementation, params: Params, case: ParallelCase, found: Stre
             if time.monotonic() > deadline:
                 break
             try:
-                rate = stress(impl, smaller, params, config.repeats, seed=7, deadline=deadline)
+                rate = stress(impl, smaller, params, repeats, seed=7, deadline=deadline)
             except TraceError:
                 continue  # not well formed (a key named out of order, a thread that never ran)
-            if rate.rejected and 2 * rate.rejected * best_rate.runs >= best_rate.rejected * rate.runs:
+            # Half the rate it was found at, at least (not of the last step: halvings would compound).
+            if rate.rejected and 2 * rate.rejected * found.runs >= found.rejected * rate.runs:
                 best, best_rate, improved = smaller, rate, True
                 break
     run = best_rate.first_failure
@@ -148,6 +151,31 @@ def _smaller(case: ParallelCase) -> Iterator[ParallelCase]:
             yield replace(moved, prefix=(*case.prefix, first))
     for i in range(len(case.prefix)):
         yield replace(case, prefix=case.prefix[:i] + case.prefix[i + 1 :])
+
+
+def race_name(run: CaseRun) -> str:
+    """The kind of race a failing run shows, in the words of the bug history's rows."""
+    block = run.block
+    ops = [t for lane in block.lanes for t in lane.ops] if block is not None else []
+    kinds = {type(t.op) for t in ops}
+    reason = run.verdict.reason
+    if Fork in kinds and run.verdict.where.startswith("suffix"):
+        return (
+            "fork while other threads were inside TSD calls: the child's own calls then fail "
+            "(a key-table lock held across fork; tsd-bug-history.md row Z5a)"
+        )
+    if "EAGAIN with" in reason and Create in kinds:
+        return "concurrent pthread_key_create: a spurious EAGAIN below the limit (row Z4)"
+    if "equals the value of live key" in reason:
+        return "concurrent pthread_key_create: one key value handed out twice"
+    if Exit in kinds and Delete in kinds and ("crashed" in reason or "destructor" in reason):
+        return (
+            "thread exit racing pthread_key_delete: the destructor loop used a deleted key's "
+            "destructor or value (row Z3)"
+        )
+    if Exit in kinds and ("crashed" in reason or "did not finish" in reason):
+        return "threads exiting at once: the destructor loop crashed or hung"
+    return "operations at the same time: no order of them is allowed"
 
 
 def _replaced(lanes: tuple[Lane, ...], i: int, ops: tuple[Timed, ...]) -> tuple[Lane, ...]:

@@ -4,7 +4,8 @@ Each scenario is a shape in which shipped TSD races lived (``tsd-bug-history.md`
 from many threads at once, far from the key limit and right at it; a key deleted (and its slot
 re-created) while another thread exits holding a value for it; values set and read while
 another thread deletes and re-creates a key; many threads exiting at once with destructors
-that create and delete keys.
+that create and delete keys; the main thread forking while other threads create, delete or
+exit (under a profile that promises the whole library in the child of such a fork).
 
 Cases stay defined: every lane uses only keys the application knows are live throughout the
 block (keys no other lane deletes, or that the lane created itself far from the limit), so no
@@ -27,6 +28,7 @@ from tsdcheck.model.ops import (
     DeleteKey,
     Exit,
     Fill,
+    Fork,
     GetOwn,
     GetValue,
     Lane,
@@ -43,7 +45,7 @@ from tsdcheck.model.state import Params, State
 
 OBSERVE: Program = (GetOwn(),)
 JITTER = st.sampled_from([0, 0, 1, 4])
-SCENARIOS = ("storm", "storm-at-limit", "delete-vs-exit", "recreate-vs-use", "exits-at-once")
+SCENARIOS = ("storm", "storm-at-limit", "delete-vs-exit", "recreate-vs-use", "exits-at-once", "fork-vs-churn")
 
 
 @dataclass
@@ -74,8 +76,15 @@ class _Script:
 
 
 def parallel_cases(params: Params, fill: bool = True) -> st.SearchStrategy[ParallelCase]:
-    """Race-shaped cases for an implementation whose limits ``params`` describe."""
-    names = [s for s in SCENARIOS if fill or s != "storm-at-limit"]
+    """Race-shaped cases for an implementation whose limits ``params`` describe.
+
+    A fork from a multi-threaded process leaves the child's TSD calls undefined unless the profile
+    states the libc's stronger promise, so the fork scenario is drawn only under such a profile."""
+    names = [
+        s
+        for s in SCENARIOS
+        if (fill or s != "storm-at-limit") and (params.fork_child_full_libc or s != "fork-vs-churn")
+    ]
     return st.sampled_from(names).flatmap(lambda name: _SHAPES[name](params))
 
 
@@ -85,12 +94,17 @@ def _case(script: _Script, lanes: dict[int, list[Op]], jitter: int, suffix: tupl
 
 
 def _storm(params: Params) -> st.SearchStrategy[ParallelCase]:
-    """Creates from several threads far from the limit; each thread then uses its own keys."""
+    """Creates from several threads far from the limit, after a few keys made (and maybe one
+    deleted) so the table's scan start sits among live keys; each thread then uses its own keys."""
 
     @st.composite
     def draw(data: st.DrawFn) -> ParallelCase:
         s = _Script(params, [], State())
         threads = s.spawn(data(st.integers(2, 4)))
+        made: list[int | None] = [s.create(None) for _ in range(data(st.integers(0, 3)))]
+        doomed = data(st.sampled_from([None, *made]))
+        if doomed is not None:
+            s.do(Delete(doomed))
         per = data(st.integers(1, 3))
         lanes: dict[int, list[Op]] = {t: [] for t in threads}
         k = s.state.next_key
@@ -203,10 +217,38 @@ def _exits_at_once(params: Params) -> st.SearchStrategy[ParallelCase]:
     return draw()
 
 
+def _fork_vs_churn(params: Params) -> st.SearchStrategy[ParallelCase]:
+    """The main thread forks while other threads create and delete keys (or exit); the case goes
+    on in the child, whose TSD calls must work (a key lock held across the fork hangs them)."""
+
+    @st.composite
+    def draw(data: st.DrawFn) -> ParallelCase:
+        s = _Script(params, [], State())
+        threads = s.spawn(data(st.integers(1, 3)))
+        held = s.create(OBSERVE)
+        for t in threads:
+            s.do(SetValue(t, held, t % 4 + 1))
+        k = s.state.next_key
+        lanes: dict[int, list[Op]] = {0: [Fork(0)]}
+        for t in threads:
+            lanes[t] = []
+            for _ in range(data(st.integers(1, 2))):
+                lanes[t] += [Create(k, data(st.sampled_from([None, OBSERVE]))), Delete(k)]
+                k += 1
+            if data(st.booleans()):
+                lanes[t].append(Exit(t))
+        fresh = k
+        suffix = (Create(fresh, OBSERVE), SetValue(0, fresh, 1), GetValue(0, fresh), Delete(fresh), GetValue(0, held))
+        return _case(s, lanes, data(JITTER), suffix)
+
+    return draw()
+
+
 _SHAPES = {
     "storm": _storm,
     "storm-at-limit": _storm_at_limit,
     "delete-vs-exit": _delete_vs_exit,
     "recreate-vs-use": _recreate_vs_use,
     "exits-at-once": _exits_at_once,
+    "fork-vs-churn": _fork_vs_churn,
 }

@@ -347,7 +347,7 @@ class CSession:
                 return _unreturned(block, self.dead, calls, done)
             try:
                 if line == "b end":
-                    return _unreturned(block, Hang(), calls, done)  # every operation has reported
+                    return _reported(block, done)
                 if line.startswith("W "):
                     self.pid = 0
                     self.dead = Crash(_status(line))
@@ -361,6 +361,9 @@ class CSession:
                     raise ValueError(line)
                 invoked, returned, reply = rest.split(" ", 2)
                 op = ops[where]
+                if returned == "-" and reply == "pending":  # still running when the main thread forked
+                    done[where] = Timed(op, None, int(invoked))
+                    continue
                 obs = _reply(op, reply, tuple(calls.get(where, ())), ())
                 done[where] = Timed(op, obs, int(invoked), int(returned))
             except _BAD_LINE:
@@ -434,6 +437,16 @@ class CSession:
         self.pid = 0
 
 
+def _reported(block: Parallel, done: dict[tuple[int, int], Timed]) -> Parallel:
+    """The observed block once the driver has reported it: an operation it did not report never
+    ran (the main thread forked first, and the case went on in the child)."""
+    lanes = (
+        Lane(lane.thread, tuple(done.get((lane.thread, i), Timed(t.op)) for i, t in enumerate(lane.ops)))
+        for lane in block.lanes
+    )
+    return Parallel(tuple(lanes), block.jitter)
+
+
 def _unreturned(
     block: Parallel,
     failure: Obs,
@@ -442,7 +455,8 @@ def _unreturned(
 ) -> Parallel:
     """The observed block: operations that reported keep their reply; the others, when the
     process died or hung under the block, never returned (their stamps were never printed, so
-    they are taken as invoked at the start), with the destructor calls they streamed."""
+    they are taken as invoked at the start), with the destructor calls they streamed.  After
+    the main thread's fork every operation the child knows of has reported: the rest never ran."""
     done = done or {}
     lanes = []
     for lane in block.lanes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import (
@@ -351,30 +351,33 @@ class PyRefSession:
         clock = iter(range(1 << 30))
         done: dict[int, list[Timed]] = {lane.thread: [] for lane in block.lanes}
         running = {lane.thread: self._lane(lane, clock, done[lane.thread]) for lane in block.lanes}
-        crashed = False
-        while running and not crashed:
+        ended = False
+        while running and not ended:
             thread = rng.choice(sorted(running))
             try:
-                crashed = next(running[thread])
+                ended = next(running[thread])
             except StopIteration:
                 del running[thread]
+        crash = next((t.obs for ran in done.values() for t in ran if isinstance(t.obs, Crash)), None)
         lanes = []
         for lane in block.lanes:
-            ran = done[lane.thread]
+            # An operation still running when the process died never returned; when the main
+            # thread forked, it is pending in the child (its effect unknown).
+            ran = [t if t.obs is not None or crash is None else replace(t, obs=crash) for t in done[lane.thread]]
             lanes.append(Lane(lane.thread, (*ran, *lane.ops[len(ran) :])))
         return Parallel(tuple(lanes), block.jitter)
 
     def _lane(self, lane: Lane, clock: Iterator[int], out: list[Timed]) -> Generator[bool, None, None]:
-        """One thread's operations as steps; yields True once the process has died."""
+        """One thread's operations as steps; yields True once the block is over for every thread
+        (the process died, or the main thread forked and the case goes on in the child)."""
         for timed in lane.ops:
             invoked = next(clock)
-            out.append(Timed(timed.op, Crash("SIGKILL"), invoked))  # what shows if another lane crashes
+            out.append(Timed(timed.op, None, invoked))  # still running, should another thread end the block
             obs = yield from self._steps(timed.op)
-            if isinstance(obs, Crash):
-                out[-1] = Timed(timed.op, obs, invoked)
+            out[-1] = Timed(timed.op, obs, invoked, None if isinstance(obs, Crash) else next(clock))
+            if isinstance(obs, Crash) or isinstance(timed.op, Fork):
                 yield True
                 return
-            out[-1] = Timed(timed.op, obs, invoked, next(clock))
             yield False
 
     def _steps(self, op: Op) -> Generator[bool, None, Obs]:

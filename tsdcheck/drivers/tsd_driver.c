@@ -28,7 +28,10 @@
  *                       commands among C D T G X Y for thread t.  The lanes start together at a
  *                       barrier; destructor calls stream as "l t i c ..." (thread t, its
  *                       operation i); then one line per operation "b t i invoked returned
- *                       <reply>" (positions in one sequence of events) and "b end".
+ *                       <reply>" (positions in one sequence of events) and "b end".  Lane 0
+ *                       is the main thread's one "K 0": it forks while the others run, and the
+ *                       case goes on in the child, which reports the block as it saw it
+ *                       ("b t i invoked - pending" for operations still running at the fork).
  *   Q                   end the case
  * Destructor calls and cleanup handlers are reported as they happen, before the reply of the
  * operation during which they ran:  c key arg effect...   (effects: g=val r=rc s<k>=rc
@@ -39,6 +42,7 @@
  * threads, f fork, e process end, p parallel blocks.  -DTSD_NO_MAIN_EXIT leaves out m (see registry.py).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -580,7 +584,7 @@ static void hand(int t, char cmd, int key, int value) {
 static int thread_ok(int t) { return t >= 0 && t < MAX_THREADS && workers[t].running; }
 
 /* The child of a fork by trace thread t: t is its one thread, and it serves the protocol. */
-static void forked(int t) {
+static void become_child(int t) {
     mutex_type fresh = MUTEX_INIT;
     cond_type fresh_cond = COND_INIT;
     lock = fresh;
@@ -590,6 +594,10 @@ static void forked(int t) {
     serving = current = t;
     threads_left = 1;
     note_task(&workers[t]); /* its kernel task is a new one */
+}
+
+static void forked(int t) {
+    become_child(t);
     printf("R 0\n");
     fflush(stdout);
 }
@@ -758,7 +766,7 @@ static int run_lane(struct worker *w) {
 
 static void read_lane(int t, int m) {
     char line[4096];
-    if (t <= 0 || t >= MAX_THREADS || !workers[t].running || m > MAX_LANE_OPS) fail("bad lane");
+    if (t < 0 || t >= MAX_THREADS || !workers[t].running || m > MAX_LANE_OPS) fail("bad lane");
     lanes[t].n = m;
     for (int i = 0; i < m; i++) {
         struct lane_op *o = &lanes[t].ops[i];
@@ -767,16 +775,23 @@ static void read_lane(int t, int m) {
         if (!fgets(line, sizeof line, stdin)) fail("a parallel block ends early");
         o->cmd = line[0];
         o->slot = -1;
+        o->invoked = o->returned = -1;
+        if ((t == 0) != (o->cmd == 'K') || (t == 0 && m != 1)) fail("the main thread's lane is one fork");
         if (o->cmd == 'C') o->slot = read_create(line + 1, &o->key);
         else if (o->cmd == 'D') sscanf(line + 1, "%d", &o->key);
         else if (o->cmd == 'T' || o->cmd == 'G') sscanf(line + 1, "%d %d %d", &thread, &o->key, &o->value);
-        else if (o->cmd != 'X' && o->cmd != 'Y') fail("not an operation of a parallel block");
+        else if (o->cmd != 'X' && o->cmd != 'Y' && o->cmd != 'K') fail("not an operation of a parallel block");
         if (o->key < 0 || o->key >= MAX_NAMES) fail("key name out of range");
     }
 }
 
 static void print_lane_op(int t, int i) {
     struct lane_op *o = &lanes[t].ops[i];
+    if (o->invoked < 0) return; /* never ran: the process forked first */
+    if (o->returned < 0) {
+        printf("b %d %d %d - pending\n", t, i, o->invoked);
+        return;
+    }
     printf("b %d %d %d %d ", t, i, o->invoked, o->returned);
     switch (o->cmd) {
     case 'C':
@@ -797,6 +812,34 @@ static void print_lane_op(int t, int i) {
     }
 }
 
+/* The main thread's fork in a block, once the lanes are released: returns 1 in the child, which
+ * goes on with the case (only this thread exists there), 0 if fork failed.  The parent's threads
+ * run on, silenced, until the child ends, as the parent of any fork in a case does. */
+static int fork_in_block(void) {
+    struct lane *l = &lanes[0];
+    struct lane_op *o = &l->ops[0];
+    l->at = 0;
+    __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&arrived, __ATOMIC_SEQ_CST) < block_lanes) sched_yield();
+    jitter(l);
+    o->invoked = next_event();
+    flockfile(stdout); /* no thread is in the middle of a line when the process forks */
+    fflush(stdout);
+    pid_t pid = fork_tied();
+    if (pid > 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, STDOUT_FILENO);
+        funlockfile(stdout);
+        follow_child(pid);
+    }
+    o->rc = pid < 0 ? errno : 0;
+    o->returned = next_event();
+    funlockfile(stdout);
+    if (pid < 0) return 0;
+    become_child(0);
+    return 1;
+}
+
 static void serve_block(char *p) {
     int seed = 0, names = 0, n = 0, order[MAX_THREADS];
     sscanf(p, "%d %d %d %d", &block_jitter, &seed, &names, &n);
@@ -814,9 +857,21 @@ static void serve_block(char *p) {
     arrived = event_clock = 0;
     fflush(stdout);
     in_block = 1;
-    for (int i = 0; i < n; i++) signal_worker(order[i], 'L', 0, 0);
+    int forks = 0;
+    for (int i = 0; i < n; i++) {
+        if (order[i]) signal_worker(order[i], 'L', 0, 0);
+        else forks = 1;
+    }
+    if (forks && fork_in_block()) {
+        in_block = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < lanes[order[i]].n; j++) print_lane_op(order[i], j);
+        puts("b end");
+        return;
+    }
     for (int i = 0; i < n; i++) {
         int t = order[i];
+        if (!t) continue;
         struct lane *l = &lanes[t];
         struct lane_op *last = &l->ops[l->n - 1];
         if (last->cmd != 'X' && last->cmd != 'Y') {

@@ -17,7 +17,8 @@ formatting are pure; reading and writing files is the caller's business.
 
 A parallel case has one block between its sequential prefix and suffix: each line names the
 thread that runs it, and, once observed, the positions at which the operation was invoked and
-returned in the block's one sequence of events (``@3..`` never returned)::
+returned in the block's one sequence of events (``@3..`` never returned; without ``->``, it was
+still running when the main thread's ``fork t0`` took the case into the child)::
 
     parallel jitter=2
       t1 @0..3: create k1 dtor=[get] -> 0 key=5
@@ -518,12 +519,16 @@ def _parse_step(text: str, lines: list[str], i: int) -> tuple[Op, Obs | None, in
 
 _LANE = re.compile(r"t(\d+)(?:\s+@(\d+)\.\.(\d*))?\s*:\s*(.*)")
 _IN_LANES = (Create, Delete, SetValue, GetValue, Exit)
-"""Operations a thread can run in a parallel block."""
+"""Operations a spawned thread can run in a parallel block; the main thread can only fork."""
 
 
-def _lane_problem(thread: int, op: Op) -> str | None:
-    """Why ``op`` cannot be thread ``thread``'s operation in a parallel block, if it cannot."""
-    if not isinstance(op, _IN_LANES):
+def _lane_problem(thread: int, op: Op, before: list[Timed]) -> str | None:
+    """Why ``op`` cannot follow ``before`` as thread ``thread``'s operation in a parallel block."""
+    if before and isinstance(before[-1].op, (Exit, Fork)):
+        return f"t{thread} runs on after its {fmt_op(before[-1].op)!r}"
+    if thread == 0 and (before or op != Fork(0)):
+        return "the main thread's line in a parallel block is one 'fork t0' (the case goes on in the child)"
+    if thread != 0 and not isinstance(op, _IN_LANES):
         return f"{fmt_op(op)!r} cannot run in a parallel block (create, delete, set, get, exit, pthread_exit can)"
     if isinstance(op, (SetValue, GetValue, Exit)) and op.thread != thread:
         return f"{fmt_op(op)!r} is t{op.thread}'s operation, on t{thread}'s line"
@@ -555,25 +560,25 @@ def _parse_parallel(head: str, lines: list[str], i: int) -> tuple[Parallel, int]
             if not m:
                 raise TraceSyntaxError(f"expected 'tN: operation' or 'tN @I..R: operation -> ...', got {stripped!r}")
             thread = int(m.group(1))
-            if lanes.get(thread) and isinstance(lanes[thread][-1].op, Exit):
-                raise TraceSyntaxError(f"t{thread} runs on after its {fmt_op(lanes[thread][-1].op)!r}")
             op, obs, i = _parse_step(m.group(4), lines, i)
-            problem = _lane_problem(thread, op)
+            problem = _lane_problem(thread, op, lanes.get(thread, []))
             if problem:
                 raise TraceSyntaxError(problem)
             invoked = int(m.group(2)) if m.group(2) else None
             returned = int(m.group(3)) if m.group(3) else None
-            if (invoked is None) != (obs is None) or (
-                returned is not None and invoked is not None and returned <= invoked
-            ):
-                raise TraceSyntaxError("an observed operation has '@I..R' (invoked before returned), a script none")
+            backwards = returned is not None and invoked is not None and returned <= invoked
+            if (obs is not None and invoked is None) or (obs is None and returned is not None) or backwards:
+                raise TraceSyntaxError(
+                    "an observed operation has '@I..R' (invoked before returned); one still pending when the "
+                    "process forked has '@I..' and no '->'; a script has neither"
+                )
             if thread not in lanes:
                 order.append(thread)
             lanes.setdefault(thread, []).append(Timed(op, obs, invoked, returned))
         except TraceSyntaxError as e:
             raise TraceSyntaxError(f"line {lineno}: {e}") from None
-    if len(lanes) < 2 or 0 in lanes:
-        raise TraceSyntaxError("a parallel block needs two or more spawned threads (t1, t2, ...)")
+    if len(lanes) < 2 or list(lanes) == [0]:
+        raise TraceSyntaxError("a parallel block needs two or more threads, spawned ones (t1, t2, ...) or a forking t0")
     return Parallel(tuple(Lane(t, tuple(lanes[t])) for t in order), jitter), i
 
 
