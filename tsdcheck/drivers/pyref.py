@@ -371,6 +371,8 @@ class PyRefSession:
         """One thread's operations as steps; yields True once the block is over for every thread
         (the process died, or the main thread forked and the case goes on in the child)."""
         for timed in lane.ops:
+            if isinstance(timed.op, (SetValue, GetValue, Delete)) and timed.op.key not in self.slot_of:
+                return  # the key is not live (this thread's create of it failed): never use it
             invoked = next(clock)
             out.append(Timed(timed.op, None, invoked))  # still running, should another thread end the block
             obs = yield from self._steps(timed.op)

@@ -689,6 +689,7 @@ struct lane_op {
 };
 struct lane {
     int n, at;
+    int stopped; /* an operation's key was not live (a create of this lane failed): the rest never ran */
     unsigned seed;
     struct lane_op ops[MAX_LANE_OPS];
 };
@@ -734,8 +735,12 @@ static int run_lane(struct worker *w) {
     while (__atomic_load_n(&arrived, __ATOMIC_SEQ_CST) < block_lanes) sched_yield();
     for (l->at = 0; l->at < l->n; l->at++) {
         struct lane_op *o = &l->ops[l->at];
+        if ((o->cmd == 'T' || o->cmd == 'G' || o->cmd == 'D') && !live[o->key]) {
+            __atomic_store_n(&l->stopped, 1, __ATOMIC_SEQ_CST); /* never use a key that is not live */
+            return 0;
+        }
         jitter(l);
-        o->invoked = next_event();
+        __atomic_store_n(&o->invoked, next_event(), __ATOMIC_SEQ_CST);
         switch (o->cmd) {
         case 'C':
             o->rc = key_create(&keys[o->key], o->slot < 0 ? NULL : trampolines[o->slot]);
@@ -776,6 +781,7 @@ static void read_lane(int t, int m) {
         o->cmd = line[0];
         o->slot = -1;
         o->invoked = o->returned = -1;
+        lanes[t].stopped = 0;
         if ((t == 0) != (o->cmd == 'K') || (t == 0 && m != 1)) fail("the main thread's lane is one fork");
         if (o->cmd == 'C') o->slot = read_create(line + 1, &o->key);
         else if (o->cmd == 'D') sscanf(line + 1, "%d", &o->key);
@@ -874,7 +880,11 @@ static void serve_block(char *p) {
         if (!t) continue;
         struct lane *l = &lanes[t];
         struct lane_op *last = &l->ops[l->n - 1];
-        if (last->cmd != 'X' && last->cmd != 'Y') {
+        if (last->cmd == 'X' || last->cmd == 'Y')
+            while (!__atomic_load_n(&l->stopped, __ATOMIC_SEQ_CST) &&
+                   __atomic_load_n(&last->invoked, __ATOMIC_SEQ_CST) < 0)
+                sched_yield(); /* the exit has begun, or the lane stopped short of it */
+        if ((last->cmd != 'X' && last->cmd != 'Y') || l->stopped) {
             await_worker(t);
             continue;
         }
