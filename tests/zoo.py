@@ -144,6 +144,15 @@ CATALOGUE: tuple[Variant, ...] = (
         "Z4 (tsd-bug-history.md): musl 59f88d766 moved the next_key read under the write lock",
         "create-below-limit",
     ),
+    Variant(
+        "RACE_NO_ATFORK",
+        ("BUG_RACE_NO_ATFORK",),
+        "bug",
+        "race: no atfork handling of the table lock; the child of a fork during create or delete hangs",
+        "Z5a (tsd-bug-history.md): musl cf76df0e added __pthread_key_atfork (1.2.4)",
+        ("calls-return",),
+        profile="glibc",
+    ),
     _bug(
         "EAGAIN_EARLY",
         "EAGAIN one key early",
@@ -299,19 +308,6 @@ class BlindSpot:
 
 BLIND_SPOTS: tuple[BlindSpot, ...] = (
     BlindSpot(
-        "Z3",
-        "delete/exit race: the exiting thread calls a deleted or recycled key's destructor",
-        "operations run one at a time, so a delete never overlaps a destructor loop",
-        "the parallel mode of DESIGN.md: a barrier-released suffix and a linearizability search",
-    ),
-    BlindSpot(
-        "Z5a",
-        "fork while another thread holds the key-table lock: the child deadlocks in create or delete",
-        "operations run one at a time, so no thread is inside pthread_key_create when another forks",
-        "the parallel mode of DESIGN.md (a fork released together with creates in other threads), then a "
-        "zoo switch without the atfork handler for the table lock",
-    ),
-    BlindSpot(
         "Z21",
         "main-thread exit miscounts the running threads, so the last other thread is killed without destructors",
         "the zoo's library sits on glibc, whose count of running threads a preloaded TSD library cannot "
@@ -447,7 +443,7 @@ def fuzz_kill(lib: Path, profile: str, config: FuzzConfig) -> Kill:
     if result.failure is None and race is not None:
         threads, ops = race.case.size
         found = race.found_rate
-        props = ("calls-return",) if "crashed" in race.run.verdict.reason else _race_properties(race.run.verdict.reason)
+        props = _race_properties(race.run.verdict.reason)
         note = f"race in {found.rate}, shrunk to {threads} threads x {ops} operations ({race.rate.rate})"
         assert result.races is not None and result.races.found_after is not None
         return Kill(True, result.stats.seconds + result.races.found_after, threads * ops, props, note=note)
@@ -460,7 +456,9 @@ def fuzz_kill(lib: Path, profile: str, config: FuzzConfig) -> Kill:
 
 
 def _race_properties(reason: str) -> tuple[str, ...]:
-    """The property a rejected parallel block breaks, from the model's reason."""
+    """The property a rejected parallel case breaks, from the model's reason."""
+    if "crashed" in reason or "did not finish" in reason:
+        return ("calls-return",)
     if "gave EAGAIN with" in reason:
         return ("create-below-limit",)
     if "equals the value of live key" in reason:

@@ -57,6 +57,8 @@
  *                         checking it: a concurrent delete makes it call through NULL (Z3)
  *   BUG_RACE_CREATE_SCAN  create reads its scan start outside the lock; the wrap-around stop
  *                         then fires early, a spurious EAGAIN below the limit (Z4)
+ *   BUG_RACE_NO_ATFORK    no atfork handling of the table lock: a fork while another thread is
+ *                         inside create or delete leaves the child's lock held forever (Z5a)
  * The conformant loop reads a destructor under the table lock and calls it after unlocking.
  */
 #define _GNU_SOURCE
@@ -482,8 +484,32 @@ static void reclaim_in_child(void) {
         release(b);
     }
 }
-__attribute__((constructor)) static void at_fork(void) { pthread_atfork(NULL, NULL, reclaim_in_child); }
 #endif
+
+/* The table lock across fork: taken before, released after in both processes, so the child of a
+ * fork from a multi-threaded process finds it free (glibc and musl >= 1.2.2 promise the child the
+ * whole library).  BUG_RACE_NO_ATFORK leaves it out. */
+#ifndef BUG_RACE_NO_ATFORK
+static void table_lock_take(void) { pthread_mutex_lock(&table_lock); }
+static void table_lock_give(void) { pthread_mutex_unlock(&table_lock); }
+#endif
+
+static void in_fork_child(void) {
+#ifndef BUG_RACE_NO_ATFORK
+    table_lock_give();
+#endif
+#if defined(FORK_RECLAIM) || defined(BUG_FORK_DTORS)
+    reclaim_in_child();
+#endif
+}
+
+__attribute__((constructor)) static void at_fork(void) {
+#ifdef BUG_RACE_NO_ATFORK
+    pthread_atfork(NULL, NULL, in_fork_child);
+#else
+    pthread_atfork(table_lock_take, table_lock_give, in_fork_child);
+#endif
+}
 
 #ifdef BUG_RACE_CREATE_SCAN
 static unsigned next_slot; /* where the last create stopped */

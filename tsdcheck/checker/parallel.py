@@ -187,6 +187,18 @@ class Stress:
     def rate(self) -> str:
         return f"{self.rejected} of {self.runs} runs"
 
+    def merged(self, other: Stress) -> Stress:
+        """Both series of runs of one case as one."""
+        return Stress(
+            self.runs + other.runs,
+            self.rejected + other.rejected,
+            self.undefined + other.undefined,
+            self.gave_up + other.gave_up,
+            self.first_failure or other.first_failure,
+            self.seconds + other.seconds,
+            self.seeds + other.seeds,
+        )
+
 
 def stress(
     impl: Implementation,
@@ -195,9 +207,10 @@ def stress(
     repeats: int,
     seed: int = 0,
     deadline: float | None = None,
-    stop_at_first: bool = False,
+    enough: int | None = None,
 ) -> Stress:
-    """Run ``case`` up to ``repeats`` times (fewer if the ``time.monotonic`` ``deadline`` passes)."""
+    """Run ``case`` up to ``repeats`` times: fewer if the ``time.monotonic`` ``deadline`` passes,
+    or once ``enough`` runs were rejected."""
     out = Stress()
     start = time.perf_counter()
     for r in range(repeats):
@@ -210,7 +223,7 @@ def stress(
             out.rejected += 1
             out.seeds.append(seed + r)
             out.first_failure = out.first_failure or run
-            if stop_at_first:
+            if enough is not None and out.rejected >= enough:
                 break
         elif kind == "undefined":
             out.undefined += 1

@@ -45,13 +45,15 @@ SHRINK_REPEATS_MAX = 400
 @dataclass(frozen=True)
 class RaceConfig:
     seconds: float = 15.0
-    """Time for drawing and stressing cases (shrinking a finding comes on top, bounded alike)."""
+    """Time for drawing and stressing cases (shrinking a finding comes on top, see ``shrink_seconds``)."""
     repeats: int = 20
     """Runs of each case, each in a fresh process."""
     cases: int = 100_000
     """Cases drawn at most (the time budget usually ends the hunt first)."""
     seed: int | None = None
     fill: bool = True
+    shrink_seconds: float | None = None
+    """Time for shrinking a finding (None: as long as the hunt)."""
 
 
 @dataclass
@@ -125,11 +127,15 @@ def hunt(
 
 def shrink(impl: Implementation, params: Params, case: ParallelCase, found: Stress, config: RaceConfig) -> RaceFinding:
     """Greedily make ``case`` smaller (fewer threads, fewer operations, operations moved out of
-    the block) while it fails in at least half as large a share of runs as when it was found."""
-    deadline = time.monotonic() + config.seconds
-    # A rare race needs more runs per candidate to show about as often as before: aim at three.
-    repeats = min(SHRINK_REPEATS_MAX, max(config.repeats, -(-3 * found.runs // found.rejected)))
-    best, best_rate = case, found
+    the block) while it fails in at least half as many runs as the case itself did, when both
+    run equally often; the shrunk case's rate is then measured afresh."""
+    budget = config.seconds if config.shrink_seconds is None else config.shrink_seconds
+    deadline = time.monotonic() + budget
+    # A rare race needs more runs per candidate: aim at about six failures of the found case.
+    repeats = min(SHRINK_REPEATS_MAX, max(config.repeats, -(-6 * found.runs // found.rejected)))
+    baseline = stress(impl, case, params, repeats, seed=7, deadline=deadline)
+    needed = max(1, (baseline.rejected + 1) // 2)
+    best, best_rate = case, baseline if baseline.rejected else found
     improved = True
     while improved and time.monotonic() < deadline:
         improved = False
@@ -137,19 +143,21 @@ def shrink(impl: Implementation, params: Params, case: ParallelCase, found: Stre
             if time.monotonic() > deadline:
                 break
             try:
-                rate = stress(impl, smaller, params, repeats, seed=7, deadline=deadline)
+                rate = stress(impl, smaller, params, repeats, seed=7, deadline=deadline, enough=needed)
             except TraceError:
                 continue  # not well formed (a key named out of order, a thread that never ran)
-            # Half the rate it was found at, at least (not of the last step: halvings would compound).
-            if rate.rejected and 2 * rate.rejected * found.runs >= found.rejected * rate.runs:
+            if rate.rejected >= needed:
                 best, best_rate, improved = smaller, rate, True
                 break
     plain = canonical(best)
     if plain != best:
         with contextlib.suppress(TraceError):  # e.g. a suffix key named after keys destructors made
-            rate = stress(impl, plain, params, repeats, seed=7)
-            if rate.rejected:
+            rate = stress(impl, plain, params, repeats, seed=7, enough=needed)
+            if rate.rejected >= needed:
                 best, best_rate = plain, rate
+    # The rate of the shrunk case, measured afresh (the runs that chose it stopped once enough failed).
+    final = stress(impl, best, params, repeats, seed=11, deadline=time.monotonic() + budget)
+    best_rate = final if final.rejected else best_rate.merged(final)
     run = best_rate.first_failure
     assert run is not None
     return RaceFinding(best, run, best_rate, found, case)
