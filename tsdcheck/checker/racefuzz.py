@@ -22,7 +22,9 @@ from tsdcheck.model.ops import (
     Create,
     Delete,
     DeleteKey,
+    DeleteSeen,
     Exit,
+    Exited,
     Fill,
     Fork,
     GetValue,
@@ -249,7 +251,10 @@ def race_name(run: CaseRun) -> str:
         return "concurrent pthread_key_create: a spurious EAGAIN below the limit (row Z4)"
     if "equals the value of live key" in reason:
         return "concurrent pthread_key_create: one key value handed out twice"
-    if Exit in kinds and Delete in kinds and ("crashed" in reason or "destructor" in reason):
+    deleted_in_dtor = any(
+        isinstance(e, DeleteSeen) for t in ops if isinstance(t.obs, Exited) for c in t.obs.calls for e in c.effects
+    )
+    if Exit in kinds and (Delete in kinds or deleted_in_dtor) and ("crashed" in reason or "destructor" in reason):
         return (
             "thread exit racing pthread_key_delete: the destructor loop used a deleted key's "
             "destructor or value (row Z3)"
