@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tsdcheck.cli import main
+from tsdcheck.cli import INTERRUPTED, main
+from tsdcheck.model.ops import Crash, Hang
+from tsdcheck.model.text import parse_trace
 
 HANGING_DELETE = (
     "#include <pthread.h>\n#include <unistd.h>\nint pthread_key_delete(pthread_key_t k) { for (;;) pause(); }\n"
@@ -95,4 +97,40 @@ def test_no_driver_process_outlives_a_killed_checker(tmp_path, cache):
     time.sleep(1)  # into the run: a case is hanging in pthread_key_delete, or about to
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    assert_no_driver_left(cache)
+
+
+HYPOTHESIS_WORDS = ("Hypothesis", "@seed", "PLEASE REPORT", "Falsifying", "Traceback")
+
+
+@pytest.mark.parametrize(("source", "failure"), [(HANGING_DELETE, Hang), (CRASHING_SET, Crash)])
+def test_a_hanging_or_crashing_library_gets_a_short_verdict_in_its_own_words(tmp_path, cache, source, failure):
+    """The verdict is a trace of at most 3 operations; nothing of Hypothesis's reaches the user;
+    no process is left.  (The time, about 15 s for the hang, is measured in docs/harness.md.)"""
+    lib = compile_c(tmp_path, "bad", source, shared=True)
+    argv = ["fuzz", "--preload", str(lib), "--seed", "1", "--database", "", "--timeout", "2", "--out", "cex.trace"]
+    done = subprocess.run([sys.executable, "-m", "tsdcheck.cli", *argv], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    steps = parse_trace((tmp_path / "cex.trace").read_text()).steps
+    assert len(steps) <= 3 and isinstance(steps[-1][1], failure)
+    assert not any(word in done.stdout + done.stderr for word in HYPOTHESIS_WORDS)
+    assert "tsdcheck: found a failure in example" in done.stderr
+    assert_no_driver_left(cache)
+    assert not (tmp_path / ".hypothesis").exists()
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_stopped_after_a_finding_keeps_the_trace_and_no_process(tmp_path, cache, how):
+    lib = compile_c(tmp_path, "hang", HANGING_DELETE, shared=True)
+    proc = start_fuzzing(tmp_path, cache, lib, "--database", "", "--timeout", "3", "--out", "cex.trace")
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "cex.trace").exists():  # saved the moment it is found, before shrinking
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.02)
+    proc.send_signal(how)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == INTERRUPTED, err
+    assert b"interrupted after" in out and b"is saved to cex.trace" in out
+    steps = parse_trace((tmp_path / "cex.trace").read_text()).steps
+    assert isinstance(steps[-1][1], Hang)
     assert_no_driver_left(cache)

@@ -1,48 +1,100 @@
 """The ``tsdcheck`` command.
 
 Exit status: 0 the implementation conforms (or the trace is accepted), 1 a counterexample
-was found, 2 a usage or environment error (printed as one line, never a traceback).
+was found, 2 a usage or environment error (printed as one line, never a traceback),
+3 interrupted by SIGINT or SIGTERM (a failing trace found so far is saved first).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
+from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from tsdcheck.checker.coverage import Stats
-from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.fuzz import Counterexample, FuzzConfig, FuzzResult, fuzz
 from tsdcheck.checker.matrix import IMPLEMENTATIONS, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.parallel import case_of, judge_recorded, stress
+from tsdcheck.checker.progress import RunProgress, summary
 from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding, race_name
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
 from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts
+from tsdcheck.drivers.compile import cache_dir
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
-from tsdcheck.model.text import TraceFile, TraceSyntaxError, format_trace, parse_trace
+from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, TraceSyntaxError, decode_trace, format_trace, parse_trace
 from tsdcheck.properties.catalog import BY_ID, CATALOG
 from tsdcheck.properties.traceability import ROWS
 
 DEFAULT_OUT = "tsdcheck-counterexample.trace"
 PROVE_PROFILES = ("posix", "dec", "glibc")
+USAGE = 2
+INTERRUPTED = 3
+DASH_VALUED = ("--cflags", "--ldflags", "--cc")
+"""Options whose value may start with a dash (``--cflags -O2``), which argparse would take for an option."""
 
 
 class UsageError(Exception):
     """Bad input from the user, reported in one line with exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line through the same path as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+def _dash_values_joined(argv: Sequence[str]) -> list[str]:
+    """``--cflags -O2`` as ``--cflags=-O2``, which argparse reads as the value it is."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        value = next(args, None) if arg in DASH_VALUED else None
+        out.append(arg if value is None else f"{arg}={value}")
+    return out
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM stops the run as SIGINT does (a KeyboardInterrupt, so it cleans up and saves);
+    a second signal during that clean-up is ignored rather than cutting it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tsdcheck", description="Check POSIX thread-specific data against a formal model.")
+    p = _Parser(prog="tsdcheck", description="Check POSIX thread-specific data against a formal model.")
     sub = p.add_subparsers(dest="command", required=True)
 
     def impl_options(sp: argparse.ArgumentParser, default: str | None) -> None:
@@ -65,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, help="seed for a reproducible run")
     f.add_argument("--out", default=DEFAULT_OUT, help="where to save a counterexample trace")
     f.add_argument("--database", default=".tsdcheck/examples", help="Hypothesis example database ('' for none)")
+    f.add_argument(
+        "--shrink-seconds",
+        type=float,
+        default=20.0,
+        help="time for shrinking a failure (the trace as first seen is saved before)",
+    )
     f.add_argument(
         "--without",
         action="append",
@@ -139,6 +197,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=False, highlight=False)
+    with _interruptible():
+        return _main(_dash_values_joined(sys.argv[1:] if argv is None else argv), console)
+
+
+def _main(argv: list[str], console: Console) -> int:
     try:
         args = _parser().parse_args(argv)
         if args.command == "fuzz":
@@ -160,14 +223,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tsdcheck: error: {e.strerror}: {e.filename}", file=sys.stderr)
     except KeyboardInterrupt:
         print("tsdcheck: interrupted", file=sys.stderr)
-    return 2
+        return INTERRUPTED
+    return USAGE
 
 
 def _fuzz(args: argparse.Namespace, console: Console) -> int:
     if args.examples < 1 or args.steps < 1:
         raise UsageError("--examples and --steps must be at least 1")
+    if not args.timeout > 0 or not args.shrink_seconds >= 0:
+        raise UsageError("--timeout must be more than 0 seconds, --shrink-seconds at least 0")
     profile = get_profile(args.profile or "default")
+    _check_writable(args.out, args.database)
     impl = make_impl(args.impl, args.preload, args.timeout, args.cc, args.cflags, args.ldflags)
+    meta = _run_meta(args, profile.name)
     try:
         facts = impl.facts
         params = profile.params(facts.iterations, facts.keys_limit)
@@ -178,25 +246,24 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
             database=args.database or None,
             without=frozenset(args.without),
             races=RaceConfig(args.race_seconds, max(args.repeat, 1), seed=args.seed) if args.race_seconds > 0 else None,
+            shrink_seconds=args.shrink_seconds,
         )
-        with Progress(
-            TextColumn("[bold]fuzzing {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[steps]} steps"),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=True,
-            disable=not sys.stderr.isatty(),
-        ) as progress:
-            task = progress.add_task(facts.name, total=args.examples, steps=0)
+        with RunProgress(facts.name, args.examples) as progress:
 
-            def tick(stats: Stats) -> None:
-                progress.update(task, completed=min(stats.examples, args.examples), steps=stats.steps)
+            def found(failure: Counterexample) -> None:
+                """Saved the moment it is seen: shrinking may be interrupted."""
+                progress.failure()
+                _save(args.out, format_trace(failure.trace, {**meta, "shrunk": "not yet"}))
+                progress.say(f"saved the failing trace as first seen to {args.out}")
 
-            result = fuzz(impl, params, config, on_example=tick)
+            with _hypothesis_storage_in_cache():
+                result = fuzz(
+                    impl, params, config, on_example=progress.example, on_failure=found, on_phase=progress.say
+                )
     finally:
         impl.close()
+    if result.interrupted:
+        return _interrupted(args, result, meta, console)
     if result.failure is None and result.races is not None and result.races.finding is not None:
         return _race_finding(args, result.races.finding, facts, profile.name, console)
     if result.failure is None:
@@ -213,14 +280,8 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
             )
         return 0
     trace = result.failure.trace
-    meta = {"impl": args.impl, "profile": profile.name}
-    if args.preload:
-        meta["preload"] = str(Path(args.preload).resolve())
-    for opt in ("cc", "cflags", "ldflags"):
-        if getattr(args, opt):
-            meta[opt] = getattr(args, opt)
-    Path(args.out).write_text(format_trace(trace, meta))
-    console.print(f"[bold red]counterexample[/] on {facts.name}, shrunk to {len(trace)} operations:")
+    _save(args.out, format_trace(trace, meta))
+    console.print(f"[bold red]counterexample[/] on {escape(facts.name)}, shrunk to {len(trace)} operations:")
     console.print(format_trace(trace), markup=False)
     print_verdict(console, result.failure.verdict)
     console.print(finding_line(trace, facts, profile.name), markup=False)
@@ -228,15 +289,80 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     return 1
 
 
-def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, profile: str, console: Console) -> int:
-    meta = {"impl": args.impl, "profile": profile, "rate": finding.rate.rate}
+def _interrupted(args: argparse.Namespace, result: FuzzResult, meta: dict[str, str], console: Console) -> int:
+    """Stopped by SIGINT or SIGTERM: what was done, and the best failing trace so far, saved."""
+    stats = result.stats
+    console.print(f"interrupted after {summary(stats, args.examples, int(result.failure is not None), stats.seconds)}")
+    if result.failure is not None:
+        _save(args.out, format_trace(result.failure.trace, {**meta, "shrunk": "interrupted"}))
+        console.print(
+            f"the best failing trace so far ({len(result.failure.trace)} of {result.unshrunk} operations) "
+            f"is saved to {args.out}; run it again with: tsdcheck replay {args.out}",
+            markup=False,
+        )
+    return INTERRUPTED
+
+
+@contextmanager
+def _hypothesis_storage_in_cache() -> Iterator[None]:
+    """Hypothesis keeps caches of its own (e.g. constants from the source) in ``.hypothesis/`` of
+    the working directory: put them in tsdcheck's cache instead, for the run."""
+    if "HYPOTHESIS_STORAGE_DIRECTORY" in os.environ:
+        yield
+        return
+    previous = storage_directory(intent_to_write=False).home_directory
+    set_hypothesis_home_dir(cache_dir() / "hypothesis")
+    try:
+        yield
+    finally:
+        set_hypothesis_home_dir(previous)
+
+
+def _check_writable(out: str, database: str) -> None:
+    """Fail now, not when a failure is found: --out's directory exists, --database is one."""
+    where = Path(out).parent
+    if Path(out).is_dir() or not where.is_dir() or not os.access(where, os.W_OK):
+        raise UsageError(f"cannot write --out {out}: {where} is not a writable directory")
+    if database:
+        if Path(database).exists() and not Path(database).is_dir():
+            raise UsageError(f"--database {database} is not a directory")
+        Path(database).mkdir(parents=True, exist_ok=True)
+        if not os.access(database, os.W_OK):
+            raise UsageError(f"cannot write to --database {database}")
+
+
+def _read_trace(path: str) -> TraceFile:
+    """The trace in ``path``, read no further than a trace file can be long."""
+    with open(path, "rb") as f:
+        data = f.read(MAX_TRACE_BYTES + 1)
+    try:
+        return parse_trace(decode_trace(data))
+    except TraceSyntaxError as e:
+        raise TraceSyntaxError(f"{path}: {e}") from None
+
+
+def _run_meta(args: argparse.Namespace, profile: str) -> dict[str, str]:
+    """The header of a saved trace: what replays it on the same build."""
+    meta = {"impl": args.impl, "profile": profile}
     if args.preload:
         meta["preload"] = str(Path(args.preload).resolve())
     for opt in ("cc", "cflags", "ldflags"):
         if getattr(args, opt):
             meta[opt] = getattr(args, opt)
-    text = finding.run.text(meta)
-    Path(args.out).write_text(text)
+    return meta
+
+
+def _save(path: str, text: str) -> None:
+    """Write ``text`` whole or not at all: a reader (or a kill) never sees half a trace."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+
+
+def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, profile: str, console: Console) -> int:
+    text = finding.run.text({**_run_meta(args, profile), "rate": finding.rate.rate})
+    _save(args.out, text)
     threads, ops = finding.case.size
     console.print(
         f"[bold red]race[/] on {escape(facts.name)}: rejected in {finding.found_rate.rate}; "
@@ -253,7 +379,7 @@ def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, 
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:
-    tf = parse_trace(Path(args.file).read_text())
+    tf = _read_trace(args.file)
     if tf.parallel is not None:
         return _replay_parallel(args, tf, console)
     if not tf.steps:

@@ -17,14 +17,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from hypothesis import HealthCheck, Phase, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, precondition, rule
 
 from tsdcheck.checker.coverage import Stats
-from tsdcheck.checker.minimize import minimize
+from tsdcheck.checker.guard import Guard, ShrinkBudgetSpent
+from tsdcheck.checker.minimize import hangs, minimize, run_renamed
 from tsdcheck.checker.oracle import Kind, Oracle, Verdict
 from tsdcheck.checker.racefuzz import RaceConfig, RaceHunt, hunt
 from tsdcheck.drivers.base import Implementation, Pipelined, Session
@@ -34,6 +35,7 @@ from tsdcheck.model.ops import (
     RETURN,
     Cancel,
     CancelSelf,
+    Crash,
     Create,
     Delete,
     DeleteKey,
@@ -43,6 +45,7 @@ from tsdcheck.model.ops import (
     Fork,
     GetOwn,
     GetValue,
+    Hang,
     Instr,
     NewKey,
     Obs,
@@ -136,6 +139,9 @@ class FuzzConfig:
     """Thread features not to generate, e.g. to look past a known finding with cancellation."""
     races: RaceConfig | None = None
     """After the sequential examples, hunt races with parallel cases (unless ``without`` has "races")."""
+    shrink_seconds: float = 20.0
+    """Time for shrinking a failure: two thirds for Hypothesis's shrinker, the rest for the trace
+    minimiser (all of it for a hang).  Steps that hang are cut off early meanwhile (see ``guard``)."""
 
 
 @dataclass
@@ -145,6 +151,10 @@ class FuzzResult:
     flaky: str | None = None
     races: RaceHunt | None = None
     """The parallel cases' hunt, when one ran."""
+    interrupted: bool = False
+    """Stopped by SIGINT or SIGTERM (KeyboardInterrupt): ``failure`` is the best trace so far."""
+    unshrunk: int | None = None
+    """Operations in the failing trace as first seen, before shrinking."""
 
     @property
     def conforms(self) -> bool:
@@ -155,7 +165,8 @@ class FuzzResult:
 class _Run:
     """Shared by the machines of one run: the implementation, the model, and the tallies."""
 
-    impl: Implementation
+    impl: Guard
+    """The implementation, behind the guard that makes shrinking a hang cheap."""
     params: Params
     config: FuzzConfig
     stats: Stats = field(default_factory=Stats)
@@ -163,6 +174,42 @@ class _Run:
     """The implementation's thread features that the generator may use."""
     last_failure: Counterexample | None = None
     on_example: Callable[[Stats], None] | None = None
+    on_failure: Callable[[Counterexample], None] | None = None
+    on_phase: Callable[[str], None] | None = None
+    first_failure: Counterexample | None = None
+    """As first seen, at the user's timeout."""
+    best: Counterexample | None = None
+    """The shortest failure of the first one's kind (a hang, or not) seen while shrinking."""
+    found_at: float = 0.0
+
+    def record(self, failure: Counterexample) -> None:
+        """A step was rejected: keep the trace, and shrink from now on if it is the first."""
+        self.last_failure = failure
+        if self.first_failure is None or self.best is None:
+            self.first_failure = self.best = failure
+            self.found_at = time.monotonic()
+            self.say(
+                f"found a failure in example {self.stats.examples + 1}: {describe(failure)}; "
+                f"shrinking it (at most {self.config.shrink_seconds:.0f} s)"
+            )
+            if self.on_failure:
+                self.on_failure(failure)
+            # Hypothesis's shrinker replays whole examples (for a hang, each costs a timeout): the
+            # trace minimiser alone shrinks a hang or a crash, cutting at the step that failed.
+            self.impl.shrinking(0 if _dies(failure.trace) else self.config.shrink_seconds * 2 / 3)
+        elif hangs(failure.trace) == hangs(self.best.trace) and len(failure.trace) < len(self.best.trace):
+            self.best = failure
+
+    def say(self, text: str) -> None:
+        if self.on_phase:
+            self.on_phase(text)
+
+    @property
+    def trusted(self) -> Counterexample | None:
+        """The best failure that needs no confirmation: a hang is trusted only as first seen."""
+        if self.best is not None and hangs(self.best.trace):
+            return self.first_failure
+        return self.best
 
 
 def _machine(run: _Run) -> type[RuleBasedStateMachine]:
@@ -238,8 +285,9 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
                 self.in_flight.clear()
                 kind: Kind = "undefined" if r.undefined else "rejected"
                 verdict = Verdict(kind, len(self.trace) - 1, r.undefined or r.reason, r.allowed)
-                run.last_failure = Counterexample(list(self.trace), verdict)
-                raise run.last_failure
+                failure = Counterexample(list(self.trace), verdict)
+                run.record(failure)
+                raise failure
             run.stats.record(op, obs, before, r.choices)
 
         # Handles are drawn from the model's state, not from Bundles: keys die inside
@@ -440,11 +488,38 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
     return TSDMachine
 
 
-def _minimized(impl: Implementation, params: Params, failure: Counterexample | None) -> Counterexample | None:
-    if failure is None:
-        return None
-    shorter = minimize(impl, failure.trace, params)
-    return failure if shorter is None else Counterexample(*shorter)
+def _dies(trace: list[tuple[Op, Obs]]) -> bool:
+    """Whether the trace ends in a hang or a crash."""
+    return bool(trace) and isinstance(trace[-1][1], (Hang, Crash))
+
+
+def describe(failure: Counterexample) -> str:
+    """E.g. "a hang at step 7 of 7"."""
+    last = failure.trace[-1][1] if failure.trace else None
+    what = "a hang" if hangs(failure.trace) else "a crash" if isinstance(last, Crash) else "a rejected step"
+    if failure.verdict.kind == "undefined":
+        what = "undefined behaviour"
+    return f"{what} at step {(failure.verdict.index or 0) + 1} of {len(failure.trace)}"
+
+
+def _shrunk(run: _Run) -> Counterexample:
+    """The best failure, minimised as a trace in the time left; a hang seen under the shortened
+    timeout is confirmed with the user's, or the failure as first seen stands."""
+    assert run.best is not None and run.first_failure is not None
+    guard, best = run.impl, run.best
+    short = guard.hangs_are_short
+    guard.deadline = None
+    run.say(f"minimising a trace of {len(best.trace)} operations")
+    shorter = minimize(guard, best.trace, run.params, deadline=run.found_at + run.config.shrink_seconds)
+    found = best if shorter is None else Counterexample(*shorter)
+    guard.done_shrinking()
+    if not (short and hangs(found.trace)):
+        return found
+    run.say(f"confirming the {len(found.trace)}-operation hang with the full timeout")
+    again = run_renamed(guard.impl, found.trace, run.params)
+    if again is not None and again[1].kind == "rejected" and hangs(again[0]):
+        return Counterexample(*again)
+    return run.first_failure
 
 
 @contextmanager
@@ -464,9 +539,24 @@ def fuzz(
     params: Params,
     config: FuzzConfig,
     on_example: Callable[[Stats], None] | None = None,
+    on_failure: Callable[[Counterexample], None] | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> FuzzResult:
-    """Fuzz ``impl`` against the model; a failure comes back shrunk to a minimal trace."""
-    run = _Run(impl, params, config, features=impl.facts.features - config.without, on_example=on_example)
+    """Fuzz ``impl`` against the model; a failure comes back shrunk to a minimal trace.
+
+    ``on_failure`` hears of the first failure the moment it is seen (to save it before
+    shrinking), ``on_phase`` what the checker does next, in a sentence.  A KeyboardInterrupt
+    (SIGINT, or SIGTERM mapped to it) ends the run with the best failure found so far.
+    """
+    run = _Run(
+        Guard(impl),
+        params,
+        config,
+        features=impl.facts.features - config.without,
+        on_example=on_example,
+        on_failure=on_failure,
+        on_phase=on_phase,
+    )
     machine = _machine(run)
     opts = settings(
         max_examples=config.examples,
@@ -477,20 +567,29 @@ def fuzz(
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         print_blob=False,
         report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,  # the checker says what happens, in its own words
     )
     test = get_state_machine_test(machine, settings=opts)
     if config.seed is not None:
         test = seed(config.seed)(test)
     start = time.perf_counter()
     try:
-        with _long_lived_objects_frozen():
-            test()
-    except Counterexample:
-        return FuzzResult(run.stats, failure=_minimized(impl, params, run.last_failure))
-    except Flaky as e:
-        return FuzzResult(run.stats, failure=run.last_failure, flaky=str(e).splitlines()[0])
-    finally:
-        run.stats.seconds = time.perf_counter() - start
-    if config.races is None or "races" not in run.features or config.dry:
-        return FuzzResult(run.stats)
-    return FuzzResult(run.stats, races=hunt(impl, params, replace(config.races, fill=config.fill)))
+        try:
+            with _long_lived_objects_frozen():
+                test()
+        except (Counterexample, ShrinkBudgetSpent):
+            pass
+        except Flaky as e:
+            return FuzzResult(run.stats, failure=run.last_failure, flaky=str(e).splitlines()[0])
+        finally:
+            run.stats.seconds = time.perf_counter() - start
+        if run.first_failure is not None:
+            failure = _shrunk(run)
+            run.say(f"shrunk from {len(run.first_failure.trace)} to {len(failure.trace)} operations")
+            return FuzzResult(run.stats, failure=failure, unshrunk=len(run.first_failure.trace))
+        if config.races is None or "races" not in run.features or config.dry:
+            return FuzzResult(run.stats)
+        return FuzzResult(run.stats, races=hunt(impl, params, replace(config.races, fill=config.fill)))
+    except KeyboardInterrupt:
+        unshrunk = len(run.first_failure.trace) if run.first_failure else None
+        return FuzzResult(run.stats, failure=run.trusted, interrupted=True, unshrunk=unshrunk)

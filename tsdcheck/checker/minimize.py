@@ -18,6 +18,7 @@ not taken: a step that does not answer in time may only mean a loaded machine.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
@@ -82,7 +83,7 @@ def _implicit_keys(obs: Obs | None, first: int) -> list[int]:
     return []
 
 
-def _runnable(state: State, op: Op) -> bool:
+def runnable(state: State, op: Op) -> bool:
     """Whether ``op`` is well formed in ``state``: its thread runs (or is new, for spawn), a pop
     has a handler to pop, and the process has not ended."""
     if state.ended:
@@ -114,7 +115,7 @@ def run_renamed(
             if isinstance(op, Create):
                 keys[op.key] = oracle.states[0].next_key
                 op = _rename_program(op, keys[op.key], keys)
-            if not _runnable(oracle.states[0], op):
+            if not runnable(oracle.states[0], op):
                 return None
             renamed = _rename(op, keys)
             if renamed is None or (
@@ -154,35 +155,41 @@ def minimize(
     params: Params,
     budget: int = 400,
     on_attempt: Callable[[], None] | None = None,
+    deadline: float | None = None,
 ) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
     """The shortest rejected trace found by deleting operations and shortening programs.
 
     Each round runs every simpler candidate of the best trace so far and keeps the shortest
     one the model rejects (fewest operations, then fewest program instructions, then one that
     breaks a property the trace broke).  Rounds go on while one is shorter, within ``budget``
-    runs.  Returns None when the trace does not fail again (a flaky implementation).
+    runs and until ``deadline`` (``time.monotonic()``).  A trace that hangs takes the first
+    shorter candidate instead: each candidate that hangs costs a timeout, and one hang is as
+    good as another.  Returns None when the trace does not fail again (a flaky implementation).
     """
     target = set(violations(trace, params))
     best = run_renamed(impl, trace, params)
     if best is None or best[1].kind != "rejected":
         return None
-    hang_found = _hangs(best[0])
+    hang_found = hangs(best[0])
     attempts = 0
     while attempts < budget:
         choice: tuple[tuple[int, int, bool], tuple[list[tuple[Op, Obs]], Verdict]] | None = None
         for candidate in _candidates(best[0]):
-            if attempts >= budget:
+            if attempts >= budget or (deadline is not None and time.monotonic() > deadline):
+                attempts = budget
                 break
             attempts += 1
             if on_attempt:
                 on_attempt()
             out = run_renamed(impl, candidate, params)
-            if out is None or out[1].kind != "rejected" or (_hangs(out[0]) and not hang_found):
+            if out is None or out[1].kind != "rejected" or (hangs(out[0]) and not hang_found):
                 continue
             other = bool(target) and not target & set(violations(out[0], params))
             key = (*_size(out[0]), other)
             if key[:2] < _size(best[0]) and (choice is None or key < choice[0]):
                 choice = (key, out)
+                if hang_found:
+                    break
         if choice is None:
             break
         best = choice[1]
@@ -194,7 +201,7 @@ def _size(trace: list[tuple[Op, Obs]]) -> tuple[int, int]:
     return len(trace), sum(len(op.dtor or ()) for op, _ in trace if isinstance(op, Create))
 
 
-def _hangs(trace: list[tuple[Op, Obs]]) -> bool:
+def hangs(trace: list[tuple[Op, Obs]]) -> bool:
     """Whether the trace ends in a step that did not answer in time."""
     return bool(trace) and isinstance(trace[-1][1], Hang)
 

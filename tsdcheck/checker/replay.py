@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tsdcheck.checker.minimize import runnable
 from tsdcheck.checker.oracle import Oracle, Verdict
 from tsdcheck.drivers.base import Implementation
 from tsdcheck.model.ops import Delete, GetValue, Obs, Op, SetValue
 from tsdcheck.model.state import Params, State
+from tsdcheck.model.text import fmt_op
 
 
 def undefined_use(state: State, op: Op) -> str | None:
-    """Why running ``op`` now would be undefined behaviour (a key that is not live), if it would."""
+    """Why running ``op`` now would be undefined behaviour (a key that is not live, a thread that
+    is not running), if it would."""
     if isinstance(op, (Delete, GetValue, SetValue)) and op.key not in state.live:
         return f"k{op.key} is not a live key (deleted, or never created)"
+    if not runnable(state, op):
+        return f"'{fmt_op(op)}' names a thread that is not running, or comes after the process ended"
     return None
 
 

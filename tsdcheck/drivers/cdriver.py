@@ -127,6 +127,17 @@ def _call(line: str) -> Call:
     return Call(int(key), _value(arg), tuple(_effect(e) for e in effects))
 
 
+MAX_VALUE = 255
+"""Values the driver stores as pointers into its own cells (v1 .. v255; v0 is NULL)."""
+
+
+def _v(value: int) -> str:
+    """A value operand; beyond the driver's cells it would read back as a foreign pointer."""
+    if not 0 <= value <= MAX_VALUE:
+        raise EnvironmentProblem(f"the C driver stores values v0 .. v{MAX_VALUE}, not v{value}")
+    return str(value)
+
+
 def _program(p: Program | None) -> str:
     if p is None:
         return "-"
@@ -138,13 +149,13 @@ def _program(p: Program | None) -> str:
             case GetOwn():
                 words.append("g")
             case Reset(v, times):
-                words += ["r", str(v), str(times)]
+                words += ["r", _v(v), str(times)]
             case SetKey(k, v):
-                words += ["s", str(k), str(v)]
+                words += ["s", str(k), _v(v)]
             case DeleteKey(k):
                 words += ["d", str(k)]
             case NewKey(v):
-                words += ["n", str(v)]
+                words += ["n", _v(v)]
             case CancelSelf():
                 words.append("x")
     return " ".join(words)
@@ -159,7 +170,7 @@ def _command(op: Op) -> str:
         case Delete(k):
             return f"D {k}"
         case SetValue(t, k, v):
-            return f"T {t} {k} {v}"
+            return f"T {t} {k} {_v(v)}"
         case GetValue(t, k):
             return f"G {t} {k}"
         case Exit(t, how):

@@ -582,6 +582,24 @@ def _parse_parallel(head: str, lines: list[str], i: int) -> tuple[Parallel, int]
     return Parallel(tuple(Lane(t, tuple(lanes[t])) for t in order), jitter), i
 
 
+MAX_TRACE_BYTES = 16 << 20
+"""A trace file larger than this is not one the checker wrote (a fill of 65,536 keys is ~400 KB)."""
+
+
+def decode_trace(data: bytes) -> str:
+    """The text of a trace file's bytes: UTF-8 without NUL bytes, at most ``MAX_TRACE_BYTES``
+    (the caller reads at most one byte more).  Otherwise a TraceSyntaxError saying what it is."""
+    if len(data) > MAX_TRACE_BYTES:
+        raise TraceSyntaxError(f"not a trace: larger than {MAX_TRACE_BYTES >> 20} MB")
+    if b"\0" in data:
+        raise TraceSyntaxError("not a trace: binary data (a NUL byte)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise TraceSyntaxError(f"line {line}: not UTF-8 text (byte {e.start})") from None
+
+
 def parse_trace(text: str) -> TraceFile:
     """Parse a trace text; a TraceSyntaxError names the offending line."""
     lines = text.splitlines()
