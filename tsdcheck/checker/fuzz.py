@@ -77,6 +77,8 @@ SWARM = ("fill", "delete", "new-in-dtor", "del-in-dtor", "set-in-dtor", "reset-i
 """Kinds of step an example may switch off ("lifecycle": pthread_exit, cancellation, cleanup
 handlers, detached threads, the main thread's exit, fork and process end)."""
 MAX_HANDLERS = 3
+BATCH = 1_000
+"""Examples per Hypothesis run in a long campaign (see ``_batches``)."""
 RARELY = st.integers(0, 7).map(lambda n: n == 0)
 """For steps that end what follows (fork drops threads, end drops everything)."""
 
@@ -522,6 +524,33 @@ def _shrunk(run: _Run) -> Counterexample:
     return run.first_failure
 
 
+def _batches(examples: int) -> list[int]:
+    """Examples per Hypothesis run: its engine keeps every example's choices (so as not to
+    repeat one), and a long campaign in one run would grow without bound."""
+    return [min(BATCH, examples - done) for done in range(0, examples, BATCH)]
+
+
+def _hypothesis_test(
+    machine: type[RuleBasedStateMachine], config: FuzzConfig, examples: int, batch: int
+) -> Callable[[], None]:
+    """One Hypothesis run of ``examples``; each batch of a seeded campaign has a seed of its own."""
+    opts = settings(
+        max_examples=examples,
+        stateful_step_count=config.steps,
+        deadline=None,
+        database=DirectoryBasedExampleDatabase(config.database) if config.database else None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+        print_blob=False,
+        report_multiple_bugs=False,
+        verbosity=Verbosity.quiet,  # the checker says what happens, in its own words
+    )
+    test = get_state_machine_test(machine, settings=opts)
+    if config.seed is not None:
+        test = seed(config.seed if batch == 0 else f"{config.seed}/{batch}")(test)
+    return test
+
+
 @contextmanager
 def _long_lived_objects_frozen() -> Iterator[None]:
     """Keep the garbage collector off the objects that exist before the run (Hypothesis, the
@@ -558,25 +587,12 @@ def fuzz(
         on_phase=on_phase,
     )
     machine = _machine(run)
-    opts = settings(
-        max_examples=config.examples,
-        stateful_step_count=config.steps,
-        deadline=None,
-        database=DirectoryBasedExampleDatabase(config.database) if config.database else None,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-        print_blob=False,
-        report_multiple_bugs=False,
-        verbosity=Verbosity.quiet,  # the checker says what happens, in its own words
-    )
-    test = get_state_machine_test(machine, settings=opts)
-    if config.seed is not None:
-        test = seed(config.seed)(test)
     start = time.perf_counter()
     try:
         try:
             with _long_lived_objects_frozen():
-                test()
+                for batch, examples in enumerate(_batches(config.examples)):
+                    _hypothesis_test(machine, config, examples, batch)()
         except (Counterexample, ShrinkBudgetSpent):
             pass
         except Flaky as e:
