@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--shrink-seconds",
         type=float,
-        default=60.0,
+        default=300.0,
         help="time for shrinking a failure (the trace as first seen is saved before)",
     )
     f.add_argument(

@@ -141,7 +141,7 @@ class FuzzConfig:
     """Thread features not to generate, e.g. to look past a known finding with cancellation."""
     races: RaceConfig | None = None
     """After the sequential examples, hunt races with parallel cases (unless ``without`` has "races")."""
-    shrink_seconds: float = 60.0
+    shrink_seconds: float = 300.0
     """Time for shrinking a failure: two thirds for Hypothesis's shrinker, the rest for the trace
     minimiser (all of it for a hang).  Steps that hang are cut off early meanwhile (see ``guard``)."""
 
