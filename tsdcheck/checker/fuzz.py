@@ -190,10 +190,8 @@ class _Run:
         if self.first_failure is None or self.best is None:
             self.first_failure = self.best = failure
             self.found_at = time.monotonic()
-            self.say(
-                f"found a failure in example {self.stats.examples + 1}: {describe(failure)}; "
-                f"shrinking it (at most {self.config.shrink_seconds:.0f} s)"
-            )
+            bound = "" if _dies(failure.trace) else f" (at most {self.config.shrink_seconds:.0f} s)"
+            self.say(f"found a failure in example {self.stats.examples + 1}: {describe(failure)}; shrinking it{bound}")
             if self.on_failure:
                 self.on_failure(failure)
             # Hypothesis's shrinker replays whole examples (for a hang, each costs a timeout): the
