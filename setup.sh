@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 DEBS=(gcc libc6-dev musl-tools dietlibc-dev libpth-dev)
+# redis-server: the example database that cluster campaigns share (the tests start their own)
+[ "${1:-}" = "--dev" ] && DEBS+=(redis-server)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -112,7 +112,14 @@ def _parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fuzz", help="fuzz an implementation statefully against the model")
     impl_options(f, "glibc")
-    f.add_argument("--examples", type=int, default=200, help="Hypothesis examples (test cases)")
+    f.add_argument("--examples", type=int, help="Hypothesis examples (test cases; default 200 without --max-time)")
+    f.add_argument("--max-time", type=float, metavar="SECONDS", help="stop generating after SECONDS")
+    f.add_argument(
+        "-j", "--jobs", type=int, default=1, help="worker processes sharing --database (with --cluster: tasks at once)"
+    )
+    f.add_argument("--cluster", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS, or 'local' (see -j)")
+    f.add_argument("--redis", metavar="URL", help="example database shared by --cluster workers: redis://HOST:PORT/DB")
+    f.add_argument("--report", metavar="FILE", help="with -j or --cluster: also write the campaign report as JSON")
     f.add_argument("--steps", type=int, default=40, help="operations per example at most")
     f.add_argument("--seed", type=int, help="seed for a reproducible run")
     f.add_argument("--out", default=DEFAULT_OUT, help="where to save a counterexample trace")
@@ -228,11 +235,18 @@ def _main(argv: list[str], console: Console) -> int:
 
 
 def _fuzz(args: argparse.Namespace, console: Console) -> int:
-    if args.examples < 1 or args.steps < 1:
+    examples = args.examples if args.examples is not None or args.max_time else 200
+    if (examples is not None and examples < 1) or args.steps < 1:
         raise UsageError("--examples and --steps must be at least 1")
     if not args.timeout > 0 or not args.shrink_seconds >= 0:
         raise UsageError("--timeout must be more than 0 seconds, --shrink-seconds at least 0")
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.max_time is not None and args.max_time <= 0:
+        raise UsageError("--max-time must be positive")
     profile = get_profile(args.profile or "default")
+    if args.jobs > 1 or args.cluster:
+        return _campaign(args, profile.name, examples, console)
     _check_writable(args.out, args.database)
     impl = make_impl(args.impl, args.preload, args.timeout, args.cc, args.cflags, args.ldflags)
     meta = _run_meta(args, profile.name)
@@ -240,15 +254,16 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
         facts = impl.facts
         params = profile.params(facts.iterations, facts.keys_limit)
         config = FuzzConfig(
-            examples=args.examples,
+            examples=examples,
             steps=args.steps,
+            max_time=args.max_time,
             seed=args.seed,
             database=args.database or None,
             without=frozenset(args.without),
             races=RaceConfig(args.race_seconds, max(args.repeat, 1), seed=args.seed) if args.race_seconds > 0 else None,
             shrink_seconds=args.shrink_seconds,
         )
-        with RunProgress(facts.name, args.examples) as progress:
+        with RunProgress(facts.name, examples) as progress:
 
             def found(failure: Counterexample) -> None:
                 """Saved the moment it is seen: shrinking may be interrupted."""
@@ -376,6 +391,16 @@ def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, 
         markup=False,
     )
     return 1
+
+
+def _campaign(args: argparse.Namespace, profile: str, examples: int | None, console: Console) -> int:
+    from tsdcheck.campaign.command import run_campaign
+
+    if args.cluster and not args.redis:
+        raise UsageError("--cluster needs --redis URL: the workers share their examples through Redis")
+    if not args.cluster and not args.database:
+        raise UsageError("-j needs a --database directory: the workers share their examples there")
+    return run_campaign(args, profile, examples, console)
 
 
 def _replay(args: argparse.Namespace, console: Console) -> int:

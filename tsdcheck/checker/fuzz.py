@@ -17,9 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, precondition, rule
 
@@ -128,12 +128,18 @@ def placed(program: Program | None, key: int) -> Program | None:
 
 @dataclass
 class FuzzConfig:
-    examples: int = 100
+    examples: int | None = 100
+    """Examples at most; None for no limit but ``max_time``."""
     steps: int = 40
     """Steps per example (Hypothesis's stateful_step_count)."""
     seed: int | None = None
-    database: str | None = None
-    """Directory of Hypothesis's example database; None for no database."""
+    database: str | ExampleDatabase | None = None
+    """Hypothesis's example database, or the directory of one; None for no database."""
+    max_time: float | None = None
+    """Seconds to generate examples for (with ``examples`` as a second limit, if given);
+    a failure found in time is still shrunk."""
+    stop: Callable[[], bool] | None = None
+    """Asked after each example while nothing has failed: True ends the run there."""
     fill: bool = True
     dry: bool = False
     """Generate and discard: no implementation, no judging (the benchmark's ceiling)."""
@@ -161,6 +167,10 @@ class FuzzResult:
     @property
     def conforms(self) -> bool:
         return self.failure is None and self.flaky is None and (self.races is None or self.races.finding is None)
+
+
+class _Stopped(BaseException):
+    """Ends a run between examples; not an ``Exception``, so Hypothesis does not take it for a failure."""
 
 
 @dataclass
@@ -210,6 +220,16 @@ class _Run:
         if self.best is not None and hangs(self.best.trace):
             return self.first_failure
         return self.best
+
+    deadline: float | None = None
+    """``time.monotonic()`` at which the time budget ends."""
+
+    def stopping(self) -> bool:
+        """Whether to end the run after this example (never while a failure is being shrunk)."""
+        if self.last_failure is not None:
+            return False
+        out_of_time = self.deadline is not None and time.monotonic() >= self.deadline
+        return out_of_time or (self.config.stop is not None and self.config.stop())
 
 
 def _machine(run: _Run) -> type[RuleBasedStateMachine]:
@@ -484,6 +504,8 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             run.stats.examples += 1
             if run.on_example:
                 run.on_example(run.stats)
+            if run.stopping():
+                raise _Stopped
 
     return TSDMachine
 
@@ -522,10 +544,14 @@ def _shrunk(run: _Run) -> Counterexample:
     return run.first_failure
 
 
-def _batches(examples: int) -> list[int]:
+def _batches(examples: int | None) -> Iterator[int]:
     """Examples per Hypothesis run: its engine keeps every example's choices (so as not to
-    repeat one), and a long campaign in one run would grow without bound."""
-    return [min(BATCH, examples - done) for done in range(0, examples, BATCH)]
+    repeat one), and a long campaign in one run would grow without bound.  Without a limit,
+    batches go on until the time budget or ``FuzzConfig.stop`` ends the run."""
+    done = 0
+    while examples is None or done < examples:
+        yield BATCH if examples is None else min(BATCH, examples - done)
+        done += BATCH
 
 
 def _hypothesis_test(
@@ -536,7 +562,7 @@ def _hypothesis_test(
         max_examples=examples,
         stateful_step_count=config.steps,
         deadline=None,
-        database=DirectoryBasedExampleDatabase(config.database) if config.database else None,
+        database=_database(config.database),
         suppress_health_check=list(HealthCheck),
         phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
         print_blob=False,
@@ -545,8 +571,16 @@ def _hypothesis_test(
     )
     test = get_state_machine_test(machine, settings=opts)
     if config.seed is not None:
-        test = seed(config.seed if batch == 0 else f"{config.seed}/{batch}")(test)
+        # What hypothesis.seed() sets, without the database=None it adds: the seeded workers of
+        # a campaign share one database (a run without a database is the same either way).
+        test._hypothesis_internal_use_seed = config.seed if batch == 0 else f"{config.seed}/{batch}"  # type: ignore[attr-defined]
     return test
+
+
+def _database(database: str | ExampleDatabase | None) -> ExampleDatabase | None:
+    if isinstance(database, str):
+        return DirectoryBasedExampleDatabase(database) if database else None
+    return database
 
 
 @contextmanager
@@ -584,6 +618,8 @@ def fuzz(
         on_failure=on_failure,
         on_phase=on_phase,
     )
+    if config.max_time is not None:
+        run.deadline = time.monotonic() + config.max_time
     machine = _machine(run)
     start = time.perf_counter()
     try:
@@ -591,7 +627,7 @@ def fuzz(
             with _long_lived_objects_frozen():
                 for batch, examples in enumerate(_batches(config.examples)):
                     _hypothesis_test(machine, config, examples, batch)()
-        except (Counterexample, ShrinkBudgetSpent):
+        except (Counterexample, ShrinkBudgetSpent, _Stopped):
             pass
         except Flaky as e:
             return FuzzResult(run.stats, failure=run.last_failure, flaky=str(e).splitlines()[0])

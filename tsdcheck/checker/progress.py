@@ -22,15 +22,16 @@ PLAIN_EVERY = 5.0
 """Seconds between plain progress lines (off a terminal)."""
 
 
-def summary(stats: Stats, examples: int, findings: int, seconds: float) -> str:
-    """E.g. "120/200 examples, 4,812 steps, 0 findings, 12 s"."""
-    return f"{stats.examples}/{examples} examples, {stats.steps:,} steps, {findings} findings, {seconds:.0f} s"
+def summary(stats: Stats, examples: int | None, findings: int, seconds: float) -> str:
+    """E.g. "120/200 examples, 4,812 steps, 0 findings, 12 s" ("120 examples" under a time budget)."""
+    limit = f"/{examples}" if examples is not None else ""
+    return f"{stats.examples}{limit} examples, {stats.steps:,} steps, {findings} findings, {seconds:.0f} s"
 
 
 class RunProgress:
     """A context manager fed by the fuzzer's ``on_example``, ``on_failure`` and ``on_phase``."""
 
-    def __init__(self, name: str, examples: int, stream: TextIO | None = None) -> None:
+    def __init__(self, name: str, examples: int | None, stream: TextIO | None = None) -> None:
         self.name = name
         self.examples = examples
         self.stream = stream or sys.stderr
@@ -68,7 +69,7 @@ class RunProgress:
     def example(self, stats: Stats) -> None:
         self.stats = stats
         if self.live is not None and self.task is not None:
-            done = min(stats.examples, self.examples)
+            done = stats.examples if self.examples is None else min(stats.examples, self.examples)
             self.live.update(self.task, completed=done, steps=stats.steps, findings=self.findings)
         elif time.monotonic() - self.last_line >= PLAIN_EVERY:
             self.say(f"fuzzing {self.name}: {self.line}")
