@@ -4,9 +4,10 @@ implementation whose races show only in some interleavings."""
 import pytest
 
 from tsdcheck.checker.linearize import linearize
+from tsdcheck.checker.oracle import Oracle
 from tsdcheck.checker.parallel import ParallelCase, judge_recorded, run_case, stress
 from tsdcheck.drivers.pyref import Behaviour, PyRef
-from tsdcheck.model.ops import Create, Delete, Exit, Fork, GetValue, Lane, Parallel, SetValue, Spawn, Timed
+from tsdcheck.model.ops import Code, Create, Delete, Exit, Fork, GetValue, Lane, Parallel, SetValue, Spawn, Timed
 from tsdcheck.model.state import Params
 from tsdcheck.model.text import format_trace, parse_trace
 
@@ -75,8 +76,6 @@ end parallel
 
 
 def _states_after(tf):
-    from tsdcheck.checker.oracle import Oracle
-
     oracle = Oracle(PARAMS)
     for op, obs in tf.steps:
         assert oracle.judge(op, obs).accepted
@@ -134,8 +133,6 @@ def test_the_search_gives_up_at_its_bound_and_says_so():
 
 
 def _ok():
-    from tsdcheck.model.ops import Code
-
     return Code("0")
 
 

@@ -4,7 +4,12 @@ import re
 
 import pytest
 
+from tsdcheck.checker.parallel import ParallelCase, run_case, stress
+from tsdcheck.checker.racegen import OBSERVE
 from tsdcheck.cli import main
+from tsdcheck.drivers.registry import make_impl
+from tsdcheck.model.ops import Create, Delete, Exit, Fork, GetValue, Lane, NewKey, Parallel, SetValue, Spawn, Timed
+from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.text import TraceSyntaxError, parse_trace
 
 RACY_STORM = """# tsdcheck trace 1
@@ -65,19 +70,11 @@ def test_fuzz_finds_a_race_names_it_with_its_rate_and_saves_the_shrunk_case(tmp_
 
 
 def test_the_c_driver_runs_a_block_on_real_threads_and_stamps_it():
-    from tsdcheck.checker.parallel import run_case
-    from tsdcheck.checker.racegen import OBSERVE
-    from tsdcheck.drivers.registry import make_impl
-    from tsdcheck.model.ops import Create, Exit, GetValue, Lane, NewKey, Parallel, SetValue, Spawn, Timed
-    from tsdcheck.model.profiles import get_profile
-
     impl = make_impl("glibc")
     try:
         params = get_profile("glibc").params(impl.facts.iterations, impl.facts.keys_limit)
         prefix = (Spawn(1), Spawn(2), Create(0, (*OBSERVE, NewKey(3))), SetValue(1, 0, 1), SetValue(2, 0, 2))
         lanes = (Lane(1, (Timed(Exit(1)),)), Lane(2, (Timed(GetValue(2, 0)), Timed(Exit(2)))))
-        from tsdcheck.checker.parallel import ParallelCase
-
         run = run_case(impl, ParallelCase(prefix, Parallel(lanes, jitter=1), (GetValue(0, 0),)), params, seed=3)
     finally:
         impl.close()
@@ -90,11 +87,6 @@ def test_the_c_driver_runs_a_block_on_real_threads_and_stamps_it():
 
 
 def test_the_c_driver_forks_inside_a_block_and_the_case_goes_on_in_the_child():
-    from tsdcheck.checker.parallel import ParallelCase, stress
-    from tsdcheck.drivers.registry import make_impl
-    from tsdcheck.model.ops import Create, Delete, Fork, GetValue, Lane, Parallel, SetValue, Spawn, Timed
-    from tsdcheck.model.profiles import get_profile
-
     churn = tuple(Timed(op) for op in (Create(1, None), Delete(1), Create(2, None), Delete(2)))
     case = ParallelCase(
         (Spawn(1), Create(0, ()), SetValue(1, 0, 1)),

@@ -196,7 +196,7 @@ def _search(
             explaining = explaining or order
             if not all_states:
                 break
-            continue
+            # Operations still running at a fork may also have taken effect after the others: go on.
         refusals: list[tuple[int, str]] = []
         for i in range(n):
             if mask >> i & 1 or must_precede[i] & ~mask:

@@ -9,7 +9,7 @@ states the prefix left, and the suffix from every state an explaining order of t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from tsdcheck.checker.linearize import BUDGET, check_lanes, linearize
@@ -180,8 +180,6 @@ class Stress:
     gave_up: int = 0
     first_failure: CaseRun | None = None
     seconds: float = 0.0
-    seeds: list[int] = field(default_factory=list)
-    """The seeds of the rejected runs."""
 
     @property
     def rate(self) -> str:
@@ -196,7 +194,6 @@ class Stress:
             self.gave_up + other.gave_up,
             self.first_failure or other.first_failure,
             self.seconds + other.seconds,
-            self.seeds + other.seeds,
         )
 
 
@@ -221,7 +218,6 @@ def stress(
         kind = run.verdict.kind
         if kind == "rejected":
             out.rejected += 1
-            out.seeds.append(seed + r)
             out.first_failure = out.first_failure or run
             if enough is not None and out.rejected >= enough:
                 break

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
@@ -46,6 +46,8 @@ SHRINK_REPEATS_MAX = 400
 
 @dataclass(frozen=True)
 class RaceConfig:
+    """How long and how hard to hunt races."""
+
     seconds: float = 15.0
     """Time for drawing and stressing cases (shrinking a finding comes on top, see ``shrink_seconds``)."""
     repeats: int = 20
@@ -66,11 +68,12 @@ class RaceFinding:
     run: CaseRun
     rate: Stress
     found_rate: Stress
-    original: ParallelCase
 
 
 @dataclass
 class RaceHunt:
+    """What a hunt did: cases drawn, runs, and the race it found, if any."""
+
     cases: int = 0
     runs: int = 0
     undefined: int = 0
@@ -85,9 +88,7 @@ class _Stop(Exception):
     replays afterwards, so the stop is reproducible, as Hypothesis requires; a race itself is not."""
 
 
-def hunt(
-    impl: Implementation, params: Params, config: RaceConfig, on_case: Callable[[RaceHunt], None] | None = None
-) -> RaceHunt:
+def hunt(impl: Implementation, params: Params, config: RaceConfig) -> RaceHunt:
     """Draw and stress cases until one fails, or the budget ends; shrink what failed."""
     out = RaceHunt()
     start = time.monotonic()
@@ -110,8 +111,6 @@ def hunt(
         out.cases += 1
         out.runs += found.runs
         out.undefined += found.undefined
-        if on_case:
-            on_case(out)
         if found.rejected:
             hit.append((case, found))
             out.found_after = time.monotonic() - start
@@ -162,7 +161,7 @@ def shrink(impl: Implementation, params: Params, case: ParallelCase, found: Stre
     best_rate = final if final.rejected else best_rate.merged(final)
     run = best_rate.first_failure
     assert run is not None
-    return RaceFinding(best, run, best_rate, found, case)
+    return RaceFinding(best, run, best_rate, found)
 
 
 def canonical(case: ParallelCase) -> ParallelCase:
