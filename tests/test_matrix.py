@@ -73,7 +73,8 @@ def test_matrix_shows_each_implementation(matrix):
         assert column.skipped is None, column.skipped
         assert all(row in column.cells for row in matrix.rows if row != "fuzz under its own profile")
     dietlibc = by_impl["dietlibc"].cells["fuzz under posix"]
-    assert "dtor-sees-null" in dietlibc or "no-dtors-at-process-exit" in dietlibc
+    # dietlibc runs fewer than the 4 passes POSIX asks for, and its pthread_exit in main runs none
+    assert any(p in dietlibc for p in ("dtor-sees-null", "no-dtors-at-process-exit", "at-least-n-passes"))
     assert "below the POSIX minimum 4" in by_impl["dietlibc"].cells["PTHREAD_DESTRUCTOR_ITERATIONS"]
     # glibc 2.36 acts on a cancellation inside a destructor, if the run gets there; nothing else.
     glibc = by_impl["glibc"].cells["fuzz under posix"]
