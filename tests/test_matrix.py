@@ -72,30 +72,37 @@ def test_matrix_shows_each_implementation(matrix):
     for column in matrix.columns:
         assert column.skipped is None, column.skipped
         assert all(row in column.cells for row in matrix.rows if row != "fuzz under its own profile")
-    dietlibc = by_impl["dietlibc"].cells["fuzz under posix"]
+    dietlibc = by_impl["dietlibc"].cells["fuzz under posix"].text
     # dietlibc runs fewer than the 4 passes POSIX asks for, and its pthread_exit in main runs none
     assert any(p in dietlibc for p in ("dtor-sees-null", "no-dtors-at-process-exit", "at-least-n-passes"))
-    assert "below the POSIX minimum 4" in by_impl["dietlibc"].cells["PTHREAD_DESTRUCTOR_ITERATIONS"]
+    assert "below the POSIX minimum 4" in by_impl["dietlibc"].cells["PTHREAD_DESTRUCTOR_ITERATIONS"].text
     # glibc 2.36 acts on a cancellation inside a destructor, if the run gets there; nothing else.
-    glibc = by_impl["glibc"].cells["fuzz under posix"]
+    glibc = by_impl["glibc"].cells["fuzz under posix"].text
     assert glibc.startswith("conforms") or "no-cancel-in-exit" in glibc
-    assert by_impl["musl-c11"].cells["fuzz under posix"].startswith("conforms")
-    assert "violates" in by_impl["glibc"].cells["a cancellation requested inside a destructor"]
-    assert "violates" not in by_impl["musl"].cells["a cancellation requested inside a destructor"]
-    assert "cleanup-before-dtors" in by_impl["dietlibc"].cells["cleanup handlers and destructors at cancellation"]
+    assert by_impl["musl-c11"].cells["fuzz under posix"].text.startswith("conforms")
+    assert "violates" in by_impl["glibc"].cells["a cancellation requested inside a destructor"].text
+    assert "violates" not in by_impl["musl"].cells["a cancellation requested inside a destructor"].text
+    assert "cleanup-before-dtors" in by_impl["dietlibc"].cells["cleanup handlers and destructors at cancellation"].text
 
 
 def test_measured_profiles_agree_with_the_probes(matrix):
     for column in matrix.columns:
         profile = get_profile(own_profile(column.impl))
-        seen = column.cells["after the last pass"]
+        seen = column.cells["after the last pass"].text
         assert seen in {"stop", "go on"}
         assert ("stop" if seen == "stop" else "continue") in profile.after_last_pass
 
 
 def test_matrix_formats(matrix, tmp_path):
-    data = json.loads(matrix.to_json())
+    data = matrix.data()
     assert set(data["implementations"]) == set(IMPLEMENTATIONS)
+    glibc = data["implementations"]["glibc"]["cells"]
+    assert glibc["PTHREAD_KEYS_MAX"]["kind"] == "limit" and int(glibc["PTHREAD_KEYS_MAX"]["values"][0]) >= 128
+    assert (
+        glibc["fuzz under posix"]["kind"] in {"conforms", "violates"}
+        and glibc["fuzz under posix"]["profile"] == "posix"
+    )
+    json.dumps(data)
     md = matrix.to_markdown()
     assert md.count("\n") >= len(matrix.rows) + 1 and "| dietlibc |" not in md.splitlines()[2]
     assert matrix.to_html().startswith("<!doctype html>")

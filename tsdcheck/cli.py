@@ -14,37 +14,53 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from rich.console import Console
 from rich.markup import escape
 
+from tsdcheck import __version__
 from tsdcheck.checker.fuzz import Counterexample, FuzzConfig, FuzzResult, fuzz
-from tsdcheck.checker.matrix import IMPLEMENTATIONS, build_matrix
+from tsdcheck.checker.matrix import IMPLEMENTATIONS, OwnTarget, build_matrix
 from tsdcheck.checker.oracle import judge_trace
-from tsdcheck.checker.parallel import case_of, judge_recorded, stress
+from tsdcheck.checker.parallel import CaseRun, case_of, judge_recorded, stress
 from tsdcheck.checker.progress import RunProgress, summary
 from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding, race_name
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
-from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts
+from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts, Implementation
 from tsdcheck.drivers.compile import cache_dir
-from tsdcheck.drivers.registry import make_impl
+from tsdcheck.drivers.pyref import BUGS
+from tsdcheck.drivers.registry import NAMES, check_preload, make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, TraceSyntaxError, decode_trace, format_trace, parse_trace
 from tsdcheck.properties.catalog import BY_ID, CATALOG
 from tsdcheck.properties.traceability import ROWS
+from tsdcheck.results import (
+    Sink,
+    fuzz_document,
+    matrix_document,
+    parallel_document,
+    prove_document,
+    replay_document,
+    to_json,
+)
 
 DEFAULT_OUT = "tsdcheck-counterexample.trace"
 PROVE_PROFILES = ("posix", "dec", "glibc")
 USAGE = 2
 INTERRUPTED = 3
+IMPL_HELP = (
+    f"implementation: {', '.join(NAMES[:-1])} (the C driver built with that libc; glibc is the system's), "
+    f"model (the Python reference), or model:BUG with BUG one of {', '.join(sorted(BUGS))}"
+)
 DASH_VALUED = ("--cflags", "--ldflags", "--cc")
 """Options whose value may start with a dash (``--cflags -O2``), which argparse would take for an option."""
 
@@ -56,8 +72,21 @@ class UsageError(Exception):
 class _Parser(argparse.ArgumentParser):
     """argparse, with its errors in one line through the same path as every other error."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _DefaultsShown)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see {self.prog} --help)")
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Each option's default at the end of its help, when it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        help = action.help or ""
+        shown = action.default not in (None, False, "", [], argparse.SUPPRESS) and action.option_strings
+        return f"{help} (default: %(default)s)" if shown and "default" not in help else help
 
 
 def _dash_values_joined(argv: Sequence[str]) -> list[str]:
@@ -93,14 +122,24 @@ def _interruptible() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+def result_options(sp: argparse.ArgumentParser) -> None:
+    """``--format json`` and ``--junit FILE``: the result for programs (docs/results.md)."""
+    sp.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="json: the result as one tsdcheck-result/1 document on standard output (the text goes to standard error)",
+    )
+    sp.add_argument("--junit", metavar="FILE", help="also write the result as JUnit XML to FILE")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tsdcheck", description="Check POSIX thread-specific data against a formal model.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def impl_options(sp: argparse.ArgumentParser, default: str | None) -> None:
-        sp.add_argument(
-            "--impl", default=default, help="glibc (the system libc), musl, dietlibc (C driver), model, or model:BUG"
-        )
+        sp.add_argument("--impl", default=default, help=IMPL_HELP)
         sp.add_argument("--preload", metavar="LIB.so", help="run the C driver with LD_PRELOAD=LIB.so")
         sp.add_argument("--cc", metavar="CMD", help="build the C driver with this compiler command instead")
         sp.add_argument("--cflags", default="", metavar="FLAGS", help="extra compiler flags for the C driver")
@@ -109,9 +148,22 @@ def _parser() -> argparse.ArgumentParser:
             "--profile", default=None, help=f"reading of the spec: {', '.join(load_profiles())} (default: default)"
         )
         sp.add_argument("--timeout", type=float, default=5.0, help="seconds before a step counts as a hang")
+        sp.add_argument(
+            "--keys-max",
+            type=int,
+            metavar="N",
+            help="PTHREAD_KEYS_MAX to hold the library to, when its sysconf does not report its own",
+        )
+        sp.add_argument(
+            "--iterations",
+            type=int,
+            metavar="N",
+            help="PTHREAD_DESTRUCTOR_ITERATIONS to hold the library to, when its sysconf does not report its own",
+        )
 
     f = sub.add_parser("fuzz", help="fuzz an implementation statefully against the model")
     impl_options(f, "glibc")
+    result_options(f)
     f.add_argument("--examples", type=int, help="Hypothesis examples (test cases; default 200 without --max-time)")
     f.add_argument("--max-time", type=float, metavar="SECONDS", help="stop generating after SECONDS")
     f.add_argument(
@@ -150,10 +202,16 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("replay", help="run a saved trace again and judge it")
     r.add_argument("file")
     impl_options(r, None)
+    result_options(r)
     r.add_argument("--observed", action="store_true", help="judge the recorded observations without running anything")
     r.add_argument("--repeat", type=int, default=1, help="runs of a parallel case (fresh processes); reports the rate")
 
     sub.add_parser("properties", help="print the property catalog and the traceability table")
+
+    ip = sub.add_parser(
+        "init-preload", help="write a template of your own TSD library (C, ~120 lines) and its Makefile to DIR"
+    )
+    ip.add_argument("dir", metavar="DIR", help="directory for mytsd.c and Makefile (made if missing)")
 
     rv = sub.add_parser("review", help="write the spec review (Markdown, HTML and its traces) to a directory")
     rv.add_argument("--out", default="tsdcheck-review", help="directory for review.md, review.html and traces/")
@@ -162,14 +220,26 @@ def _parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("matrix", help="every implementation through the probing traces and a fuzz run")
     m.add_argument(
-        "--impl", action="append", help=f"implementation (repeatable; default: {', '.join(IMPLEMENTATIONS)})"
+        "--impl",
+        action="append",
+        help=f"implementation (repeatable; default: {', '.join(IMPLEMENTATIONS)}; glibc only beside your own)",
     )
+    m.add_argument("--junit", metavar="FILE", help="also write the fuzz rows as JUnit XML to FILE")
+    m.add_argument("--preload", metavar="LIB.so", help="add a column for your own library, run under LD_PRELOAD")
+    m.add_argument("--cc", metavar="CMD", help="add a column for the C driver built with this compiler command")
+    m.add_argument("--cflags", default="", metavar="FLAGS", help="extra compiler flags for your own column")
+    m.add_argument("--ldflags", default="", metavar="FLAGS", help="extra linker flags for your own column")
+    m.add_argument("--keys-max", type=int, metavar="N", help="PTHREAD_KEYS_MAX of your own library (see fuzz)")
+    m.add_argument("--iterations", type=int, metavar="N", help="its PTHREAD_DESTRUCTOR_ITERATIONS (see fuzz)")
+    m.add_argument("--name", help="your own column's name (default: the library's file name, or 'own')")
+    m.add_argument("--profile", default="default", help="the profile your own column is also fuzzed under")
     m.add_argument("--examples", type=int, default=60, help="Hypothesis examples per fuzz run")
     m.add_argument("--seed", type=int, default=1)
     m.add_argument("--format", choices=("text", "md", "json", "html"), default="text")
-    m.add_argument("--out", help="file for --format md|json|html (default: tsdcheck-matrix.<format>)")
+    m.add_argument("--out", help="write the matrix to this file instead of standard output")
 
     pr = sub.add_parser("prove", help="prove the property catalog on the Z3 encoding of the model")
+    result_options(pr)
     pr.add_argument(
         "--profile", action="append", help=f"profile to prove under (repeatable; default: {', '.join(PROVE_PROFILES)})"
     )
@@ -203,14 +273,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    console = Console(stderr=False, highlight=False)
     with _interruptible():
-        return _main(_dash_values_joined(sys.argv[1:] if argv is None else argv), console)
+        return _main(_dash_values_joined(sys.argv[1:] if argv is None else argv))
 
 
-def _main(argv: list[str], console: Console) -> int:
+def _main(argv: list[str]) -> int:
     try:
         args = _parser().parse_args(argv)
+        json_out = getattr(args, "format", "text") == "json" and args.command != "matrix"
+        # With JSON on standard output, the text a person reads goes to standard error.
+        console = Console(stderr=json_out, highlight=False)
+        if getattr(args, "junit", None):
+            _check_writable(args.junit, "", "--junit")
+        args.sink = Sink(json_out, getattr(args, "junit", None))
         if args.command == "fuzz":
             return _fuzz(args, console)
         if args.command == "replay":
@@ -221,6 +296,8 @@ def _main(argv: list[str], console: Console) -> int:
             return _review(args, console)
         if args.command == "matrix":
             return _matrix(args, console)
+        if args.command == "init-preload":
+            return _init_preload(args, console)
         return _properties(console)
     except (EnvironmentProblem, UsageError, TraceSyntaxError, TraceError) as e:
         print(f"tsdcheck: error: {e}", file=sys.stderr)
@@ -248,7 +325,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     if args.jobs > 1 or args.cluster:
         return _campaign(args, profile.name, examples, console)
     _check_writable(args.out, args.database)
-    impl = make_impl(args.impl, args.preload, args.timeout, args.cc, args.cflags, args.ldflags)
+    impl = make_impl(args.impl, args.preload, args.timeout, args.cc, args.cflags, args.ldflags, _limits(args))
     meta = _run_meta(args, profile.name)
     try:
         facts = impl.facts
@@ -277,6 +354,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                 )
     finally:
         impl.close()
+    args.sink.emit(fuzz_document(result, facts, profile.name))
     if result.interrupted:
         return _interrupted(args, result, meta, console)
     if result.failure is None and result.races is not None and result.races.finding is not None:
@@ -333,11 +411,11 @@ def _hypothesis_storage_in_cache() -> Iterator[None]:
         set_hypothesis_home_dir(previous)
 
 
-def _check_writable(out: str, database: str) -> None:
+def _check_writable(out: str, database: str, option: str = "--out") -> None:
     """Fail now, not when a failure is found: --out's directory exists, --database is one."""
     where = Path(out).parent
     if Path(out).is_dir() or not where.is_dir() or not os.access(where, os.W_OK):
-        raise UsageError(f"cannot write --out {out}: {where} is not a writable directory")
+        raise UsageError(f"cannot write {option} {out}: {where} is not a writable directory")
     if database:
         if Path(database).exists() and not Path(database).is_dir():
             raise UsageError(f"--database {database} is not a directory")
@@ -361,10 +439,27 @@ def _run_meta(args: argparse.Namespace, profile: str) -> dict[str, str]:
     meta = {"impl": args.impl, "profile": profile}
     if args.preload:
         meta["preload"] = str(Path(args.preload).resolve())
-    for opt in ("cc", "cflags", "ldflags"):
-        if getattr(args, opt):
-            meta[opt] = getattr(args, opt)
+    for opt in ("cc", "cflags", "ldflags", "keys_max", "iterations"):
+        if getattr(args, opt) not in (None, ""):
+            meta[opt.replace("_", "-")] = str(getattr(args, opt))
     return meta
+
+
+def _limits(args: argparse.Namespace, meta: dict[str, str] | None = None) -> tuple[int | None, int | None]:
+    """--keys-max and --iterations (or a saved trace's): at least 1 each."""
+    given = []
+    for opt in ("keys_max", "iterations"):
+        name = opt.replace("_", "-")
+        value = getattr(args, opt)
+        if value is None and meta and name in meta:
+            try:
+                value = int(meta[name])
+            except ValueError:
+                raise UsageError(f"the trace's '{name}' is not a number") from None
+        if value is not None and value < 1:
+            raise UsageError(f"--{name} must be at least 1")
+        given.append(value)
+    return given[0], given[1]
 
 
 def _save(path: str, text: str) -> None:
@@ -426,6 +521,7 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
             args.cc or tf.meta.get("cc"),
             args.cflags or tf.meta.get("cflags", ""),
             args.ldflags or tf.meta.get("ldflags", ""),
+            _limits(args, tf.meta),
         )
         try:
             facts = impl.facts
@@ -435,6 +531,7 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
             impl.close()
     if args.observed:
         verdict = judge_trace(trace, profile.params(facts.iterations, facts.keys_limit))
+    args.sink.emit(replay_document(trace, verdict, facts, profile.name))
     console.print(format_trace(trace, {"impl": facts.name, "profile": profile.name}), markup=False)
     print_verdict(console, verdict)
     if verdict.kind == "rejected":
@@ -453,6 +550,7 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
         args.cc or tf.meta.get("cc"),
         args.cflags or tf.meta.get("cflags", ""),
         args.ldflags or tf.meta.get("ldflags", ""),
+        _limits(args, tf.meta),
     )
     assert tf.parallel is not None
     try:
@@ -464,6 +562,8 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
             prefix = [(op, obs) for op, obs in tf.steps if obs is not None]
             suffix = [(op, obs) for op, obs in tf.suffix if obs is not None]
             verdict = judge_recorded(prefix, tf.parallel, suffix, params)
+            recorded = CaseRun(prefix, tf.parallel, suffix, verdict)
+            args.sink.emit(parallel_document(recorded, facts, profile.name, None))
             console.print(format_trace(prefix, {"profile": profile.name}, tf.parallel, suffix), markup=False)
             console.print(verdict.describe(), markup=False)
             return 1 if verdict.kind == "rejected" else 0
@@ -471,6 +571,7 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
     finally:
         impl.close()
     run = found.first_failure
+    args.sink.emit(parallel_document(run, facts, profile.name, found))
     if run is None:
         console.print(f"no run rejected: {found.rate} ({found.undefined} reached undefined behaviour)", markup=False)
         return 0
@@ -501,10 +602,12 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
         markup=False,
     )
     failed = False
+    runs = []
     for name in args.profile or PROVE_PROFILES:
         profile = get_profile(name)
         params = profile.params(args.iterations, args.keys_max)
         run = prove_profile(profile, params, bounds, args.depth, args.property, frozenset(args.mutations))
+        runs.append(run)
         console.print(prove_table(run))
         for outcome in run.outcomes:
             if outcome.trace is not None:
@@ -516,6 +619,8 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
         if args.smtlib:
             written = write_smtlib(run.prover, args.depth, Path(args.smtlib), name)
             console.print(f"{len(written)} SMT-LIB queries written to {args.smtlib}", markup=False)
+    limits = {"depth": args.depth, "iterations": args.iterations, "keys_max": args.keys_max}
+    args.sink.emit(prove_document(runs, {**asdict(bounds), **limits}))
     return 1 if failed else 0
 
 
@@ -528,25 +633,45 @@ def _matrix(args: argparse.Namespace, console: Console) -> int:
     if args.examples < 1:
         raise UsageError("--examples must be at least 1")
     err = Console(stderr=True)
-    matrix = build_matrix(
-        tuple(args.impl or IMPLEMENTATIONS), args.examples, args.seed, lambda name: err.print(f"matrix: {name}")
-    )
+    own = []
+    if args.preload or args.cc or args.ldflags or args.cflags:
+        get_profile(args.profile)
+        limits = _limits(args)
+        name = args.name or (Path(args.preload).stem.removeprefix("lib") if args.preload else "own")
+        if args.preload:
+            check_preload(args.preload)  # a one-line error now, not a skipped column after minutes
+
+        def make() -> Implementation:
+            return make_impl("glibc", args.preload, 5.0, args.cc, args.cflags, args.ldflags, limits)
+
+        own.append(OwnTarget(name, make, args.profile))
+    # Beside one's own library, the system's libc is the comparison unless --impl names others.
+    impls = tuple(args.impl or (("glibc",) if own else IMPLEMENTATIONS))
+    matrix = build_matrix(impls, args.examples, args.seed, lambda name: err.print(f"matrix: {name}"), own)
     for column in matrix.columns:
         if column.skipped:
             err.print(f"matrix: skipped {column.impl}: {column.skipped}", markup=False)
+    doc = matrix_document(matrix)
+    Sink(False, args.junit).emit(doc)
     if args.format == "text":
         table = Table(title="tsdcheck matrix")
         table.add_column("point")
         for column in matrix.columns:
             table.add_column(column.impl)
         for row in matrix.rows:
-            table.add_row(row, *["skipped" if c.skipped else c.cells.get(row, "") for c in matrix.columns])
-        console.print(table)
-        return 0
-    text = {"md": matrix.to_markdown, "json": matrix.to_json, "html": matrix.to_html}[args.format]()
-    out = Path(args.out or f"tsdcheck-matrix.{args.format}")
-    out.write_text(text + "\n")
-    console.print(f"matrix written to {out}", markup=False)
+            table.add_row(row, *[matrix.text(c, row) for c in matrix.columns])
+        if not args.out:
+            console.print(table)
+            return 0
+        with open(args.out, "w") as f:
+            Console(file=f, width=200).print(table)
+    else:
+        text = {"md": matrix.to_markdown, "json": lambda: to_json(doc), "html": matrix.to_html}[args.format]()
+        if not args.out:
+            sys.stdout.write(text + "\n")
+            return 0
+        Path(args.out).write_text(text + "\n")
+    err.print(f"matrix written to {args.out}", markup=False)
     return 0
 
 
@@ -561,6 +686,18 @@ def _review(args: argparse.Namespace, console: Console) -> int:
     review = build(Settings(seeds, Path(args.matrix) if args.matrix else None))
     paths = write(review, Path(args.out))
     console.print(f"review written to {paths[0]} and {paths[1]} ({len(paths) - 2} traces), {review.seconds:.1f} s")
+    return 0
+
+
+def _init_preload(args: argparse.Namespace, console: Console) -> int:
+    from tsdcheck.ownlib import write_template
+
+    try:
+        written = write_template(Path(args.dir))
+    except FileExistsError as e:
+        raise UsageError(str(e)) from None
+    console.print(f"wrote {', '.join(map(str, written))}", markup=False)
+    console.print(f"next: cd {args.dir} && make && make check   (see docs/own-library.md)", markup=False)
     return 0
 
 

@@ -15,6 +15,7 @@ from tsdcheck.campaign.status import StatusLine
 from tsdcheck.campaign.task import Budget, Target
 from tsdcheck.checker.coverage import REACHED
 from tsdcheck.model.text import format_trace, parse_trace
+from tsdcheck.results import campaign_document
 
 ROUND_SECONDS = 60.0
 
@@ -30,6 +31,7 @@ def target_of(args: argparse.Namespace, profile: str) -> Target:
         profile=profile,
         steps=args.steps,
         without=frozenset(args.without),
+        limits=(args.keys_max, args.iterations),
     )
 
 
@@ -54,6 +56,7 @@ def run_campaign(args: argparse.Namespace, profile: str, examples: int | None, c
     finally:
         status.close()
     console.print(campaign_table(campaign))
+    args.sink.emit(campaign_document(campaign))
     if args.report:
         Path(args.report).write_text(campaign.to_json() + "\n")
         console.print(f"campaign report written to {args.report}", markup=False)
@@ -79,6 +82,9 @@ def _meta(target: Target, profile: str) -> dict[str, str]:
     for name in ("cc", "cflags", "ldflags"):
         if getattr(target, name):
             meta[name] = getattr(target, name)
+    for name, value in zip(("keys-max", "iterations"), target.limits, strict=True):
+        if value is not None:
+            meta[name] = str(value)
     return meta
 
 

@@ -3,9 +3,8 @@ and shrunk trace, each with every worker and seed that reported it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 from tsdcheck.campaign.results import Finding, TaskResult, total_stats
 from tsdcheck.checker.coverage import Stats
@@ -78,24 +77,7 @@ class Campaign:
         return sorted({r.worker for r in self.tasks})
 
     def to_json(self) -> str:
-        """The campaign for other tools: statistics, findings with their discoveries, tasks."""
-        return json.dumps(
-            {
-                "implementation": self.facts.name,
-                "profile": self.profile,
-                "seconds": round(self.stats.seconds, 3),
-                "examples": self.stats.examples,
-                "steps": self.stats.steps,
-                "max_passes": self.stats.max_passes,
-                "reached": dict(self.stats.reached),
-                "workers": self.workers,
-                "lost": self.lost,
-                "flaky": self.flaky,
-                "findings": [asdict(f) for f in self.findings],
-                "tasks": [
-                    {"worker": r.worker, "seed": r.seed, "examples": r.stats.examples, "rounds": r.rounds}
-                    for r in self.tasks
-                ],
-            },
-            indent=2,
-        )
+        """The campaign for other tools: a tsdcheck-result/1 document (docs/results.md)."""
+        from tsdcheck.results import campaign_document, to_json
+
+        return to_json(campaign_document(self))

@@ -54,9 +54,11 @@ class Target:
     profile: str = "default"
     steps: int = 40
     without: frozenset[str] = frozenset()
+    limits: tuple[int | None, int | None] = (None, None)
+    """--keys-max and --iterations, when given."""
 
     def build(self) -> Implementation:
-        return make_impl(self.impl, self.preload, self.timeout, self.cc, self.cflags, self.ldflags)
+        return make_impl(self.impl, self.preload, self.timeout, self.cc, self.cflags, self.ldflags, self.limits)
 
     def namespace(self) -> str:
         """Names the target's examples in the shared database: the same on every machine (a

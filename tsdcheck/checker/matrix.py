@@ -8,9 +8,10 @@ crash cannot hurt the checker.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.probes import FAMILIES, Probe, find_probes
@@ -86,8 +87,9 @@ POSIX_KEYS_MAX, POSIX_DESTRUCTOR_ITERATIONS = 128, 4
 """_POSIX_THREAD_KEYS_MAX and _POSIX_THREAD_DESTRUCTOR_ITERATIONS: the least a conforming system gives."""
 
 
-def _limit(value: int, minimum: int) -> str:
-    return str(value) if value >= minimum else f"{value} (below the POSIX minimum {minimum})"
+def _limit(value: int, minimum: int) -> Cell:
+    text = str(value) if value >= minimum else f"{value} (below the POSIX minimum {minimum})"
+    return Cell("limit", text, (str(value),))
 
 
 def own_profile(impl: str) -> str:
@@ -95,10 +97,46 @@ def own_profile(impl: str) -> str:
     return "c11" if impl.endswith("-c11") else impl
 
 
+@dataclass(frozen=True)
+class Cell:
+    """What one implementation showed at one row: as data, and as the sentence the tables print."""
+
+    kind: str
+    """``value`` (the choice taken at a loose point), ``limit`` (an implementation-defined
+    number), ``observed`` (what an undefined or lifecycle probe showed), ``conforms``,
+    ``violates``, ``undefined``, ``flaky``, ``not-in-api`` or ``no-probe``."""
+    text: str
+    values: tuple[str, ...] = ()
+    """The choices taken, the observation's lines, or the number."""
+    properties: tuple[str, ...] = ()
+    """The properties violated (kind ``violates``, or ``observed`` with a violation)."""
+    steps: int | None = None
+    """Steps of a fuzz run (conforms) or of its counterexample (violates)."""
+    profile: str | None = None
+    """The profile a fuzz run was judged under."""
+
+    def data(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "text": self.text}
+        out |= {"values": list(self.values)} if self.values else {}
+        out |= {"properties": list(self.properties)} if self.properties else {}
+        out |= {"steps": self.steps} if self.steps is not None else {}
+        return out | ({"profile": self.profile} if self.profile else {})
+
+
+@dataclass(frozen=True)
+class OwnTarget:
+    """A column of the matrix: how to make the implementation, and the profile of its own."""
+
+    name: str
+    make: Callable[[], Implementation]
+    profile: str
+    """Fuzzed under this profile as well as under posix (a name not among the profiles: not)."""
+
+
 @dataclass
 class Column:
     impl: str
-    cells: dict[str, str] = field(default_factory=dict)
+    cells: dict[str, Cell] = field(default_factory=dict)
     skipped: str | None = None
     probes: dict[str, Probe] = field(default_factory=dict)
     """The probes run, found for this implementation's PTHREAD_DESTRUCTOR_ITERATIONS."""
@@ -109,20 +147,28 @@ class Matrix:
     rows: list[str]
     columns: list[Column]
 
-    def to_json(self) -> str:
-        def column(c: Column) -> object:
+    def data(self) -> dict[str, Any]:
+        """Rows, and per implementation its cells as data (or why it was skipped) and its probes."""
+
+        def column(c: Column) -> dict[str, Any]:
             if c.skipped:
                 return {"skipped": c.skipped}
             probes = {p: [fmt_op(op) for op in probe.ops] for p, probe in c.probes.items()}
-            return {"cells": c.cells, "probes": probes}
+            return {"cells": {row: cell.data() for row, cell in c.cells.items()}, "probes": probes}
 
-        return json.dumps({"rows": self.rows, "implementations": {c.impl: column(c) for c in self.columns}}, indent=2)
+        return {"rows": self.rows, "implementations": {c.impl: column(c) for c in self.columns}}
+
+    def text(self, column: Column, row: str) -> str:
+        if column.skipped:
+            return "skipped"
+        cell = column.cells.get(row)
+        return cell.text if cell else ""
 
     def to_markdown(self) -> str:
         head = "| point | " + " | ".join(c.impl for c in self.columns) + " |"
         lines = [head, "|---" * (len(self.columns) + 1) + "|"]
         for row in self.rows:
-            cells = ["skipped" if c.skipped else c.cells.get(row, "") for c in self.columns]
+            cells = [self.text(c, row) for c in self.columns]
             lines.append(f"| {row} | " + " | ".join(x.replace("|", "/") for x in cells) + " |")
         skipped = [f"- {c.impl}: skipped ({c.skipped})" for c in self.columns if c.skipped]
         return "\n".join([*lines, *([""] if skipped else []), *skipped])
@@ -133,9 +179,7 @@ class Matrix:
 
         head = "".join(f"<th>{esc(c.impl)}</th>" for c in self.columns)
         body = "".join(
-            f"<tr><th>{esc(r)}</th>"
-            + "".join(f"<td>{esc('skipped' if c.skipped else c.cells.get(r, ''))}</td>" for c in self.columns)
-            + "</tr>"
+            f"<tr><th>{esc(r)}</th>" + "".join(f"<td>{esc(self.text(c, r))}</td>" for c in self.columns) + "</tr>"
             for r in self.rows
         )
         return (
@@ -145,20 +189,20 @@ class Matrix:
         )
 
 
-def _point_cell(impl: Implementation, probe: Probe, facts: Facts) -> str:
+def _point_cell(impl: Implementation, probe: Probe, facts: Facts) -> Cell:
     """Which value of the point the implementation took on the probe, or what went wrong."""
     params = get_profile("posix").params(facts.iterations, facts.keys_limit)
     trace, verdict = replay(impl, probe.ops, params)
     if verdict.kind == "rejected":
-        broken = ", ".join(violations(trace, params)) or "the model"
-        return f"violates {broken}"
+        broken = tuple(violations(trace, params))
+        return Cell("violates", f"violates {', '.join(broken) or 'the model'}", properties=broken, profile="posix")
     if verdict.kind == "undefined":
-        return f"undefined: {verdict.reason}"
+        return Cell("undefined", f"undefined: {verdict.reason}")
     values = sorted(label.split(": ", 1)[1] for label in verdict.choices if label.startswith(probe.point + ":"))
-    return " / ".join(values) or "not shown"
+    return Cell("value", " / ".join(values) or "not shown", tuple(values))
 
 
-def _undefined_cell(impl: Implementation, ops: tuple[Op, ...]) -> str:
+def _undefined_cell(impl: Implementation, ops: tuple[Op, ...]) -> Cell:
     session = impl.session()
     try:
         obs: Obs | None = None
@@ -167,31 +211,38 @@ def _undefined_cell(impl: Implementation, ops: tuple[Op, ...]) -> str:
     finally:
         session.close()
     assert obs is not None
-    return " ".join(fmt_obs(obs))
+    return Cell("observed", " ".join(fmt_obs(obs)), tuple(fmt_obs(obs)))
 
 
-def _lifecycle_cell(impl: Implementation, facts: Facts, ops: tuple[Op, ...]) -> str:
+def _lifecycle_cell(impl: Implementation, facts: Facts, ops: tuple[Op, ...]) -> Cell:
     missing = sorted({f for f in map(needs, ops) if f is not None} - facts.features)
     if missing:
-        return f"not in this API ({', '.join(missing)})"
+        return Cell("not-in-api", f"not in this API ({', '.join(missing)})", tuple(missing))
     params = get_profile("posix").params(facts.iterations, facts.keys_limit)
     trace, verdict = replay(impl, list(ops), params)
     ends = [obs for op, obs in trace if isinstance(op, (Exit, Cancel, End))]
-    shown = " / ".join(line.strip() for line in fmt_obs(ends[-1] if ends else trace[-1][1]))
+    lines = tuple(line.strip() for line in fmt_obs(ends[-1] if ends else trace[-1][1]))
+    shown = " / ".join(lines)
     if verdict.kind == "accepted":
-        return shown
-    broken = sorted(p for p in violations(trace, params) if BY_ID[p].applies("posix"))
-    return f"{shown} (violates {', '.join(broken) or 'the model'})"
+        return Cell("observed", shown, lines, profile="posix")
+    broken = tuple(sorted(p for p in violations(trace, params) if BY_ID[p].applies("posix")))
+    return Cell("observed", f"{shown} (violates {', '.join(broken) or 'the model'})", lines, broken, profile="posix")
 
 
-def _fuzz_cell(impl: Implementation, facts: Facts, profile: str, examples: int, seed: int) -> str:
+def _fuzz_cell(impl: Implementation, facts: Facts, profile: str, examples: int, seed: int, label: str = "") -> Cell:
+    """A fuzz run under ``profile``; ``label`` goes before the sentence (e.g. the profile's name)."""
     params = get_profile(profile).params(facts.iterations, facts.keys_limit)
     result = fuzz(impl, params, FuzzConfig(examples=examples, seed=seed))
     if result.failure is None:
-        return "flaky" if result.flaky else f"conforms ({result.stats.steps} steps)"
+        if result.flaky:
+            return Cell("flaky", f"{label}flaky", profile=profile)
+        return Cell(
+            "conforms", f"{label}conforms ({result.stats.steps} steps)", steps=result.stats.steps, profile=profile
+        )
     trace = result.failure.trace
-    broken = [p for p in violations(trace, params) if p in BY_ID and BY_ID[p].applies(profile)]
-    return f"violates {', '.join(broken) or 'the model'} ({len(trace)} steps)"
+    broken = tuple(p for p in violations(trace, params) if p in BY_ID and BY_ID[p].applies(profile))
+    text = f"{label}violates {', '.join(broken) or 'the model'} ({len(trace)} steps)"
+    return Cell("violates", text, properties=broken, steps=len(trace), profile=profile)
 
 
 def build_matrix(
@@ -199,19 +250,22 @@ def build_matrix(
     examples: int = 60,
     seed: int = 1,
     on_progress: Callable[[str], None] | None = None,
+    own: Sequence[OwnTarget] = (),
 ) -> Matrix:
+    """The matrix of the named implementations, then of ``own`` (one's own libraries)."""
     profiles = load_profiles()
+    targets = [OwnTarget(name, partial(make_impl, name), own_profile(name)) for name in impls]
     columns: list[Column] = []
     found: dict[Params, dict[str, Probe]] = {}  # the search is the same for equal readings
     rows = ["PTHREAD_KEYS_MAX", "keys held by the runtime at start", "PTHREAD_DESTRUCTOR_ITERATIONS"]
     rows += [*FAMILIES, *UNDEFINED_PROBES, *LIFECYCLE_PROBES, "fuzz under posix", "fuzz under its own profile"]
-    for name in impls:
+    for target in (*targets, *own):
         if on_progress:
-            on_progress(name)
-        column = Column(name)
+            on_progress(target.name)
+        column = Column(target.name)
         columns.append(column)
         try:
-            impl = make_impl(name)
+            impl = target.make()
             facts = impl.facts
         except EnvironmentProblem as e:
             column.skipped = str(e)
@@ -222,18 +276,22 @@ def build_matrix(
                 found[reading] = find_probes(reading)
             probes = column.probes = found[reading]
             column.cells["PTHREAD_KEYS_MAX"] = _limit(facts.keys_max, POSIX_KEYS_MAX)
-            column.cells["keys held by the runtime at start"] = str(facts.keys_held)
+            column.cells["keys held by the runtime at start"] = Cell(
+                "limit", str(facts.keys_held), (str(facts.keys_held),)
+            )
             column.cells["PTHREAD_DESTRUCTOR_ITERATIONS"] = _limit(facts.iterations, POSIX_DESTRUCTOR_ITERATIONS)
             for point in FAMILIES:
-                column.cells[point] = _point_cell(impl, probes[point], facts) if point in probes else "no probe"
+                column.cells[point] = (
+                    _point_cell(impl, probes[point], facts) if point in probes else Cell("no-probe", "no probe")
+                )
             for row, ops in UNDEFINED_PROBES.items():
                 column.cells[row] = _undefined_cell(impl, ops)
             for row, ops in LIFECYCLE_PROBES.items():
                 column.cells[row] = _lifecycle_cell(impl, facts, ops)
             column.cells["fuzz under posix"] = _fuzz_cell(impl, facts, "posix", examples, seed)
-            own = own_profile(name)
-            if own in profiles:
-                column.cells["fuzz under its own profile"] = f"{own}: " + _fuzz_cell(impl, facts, own, examples, seed)
+            mine = target.profile
+            if mine in profiles:
+                column.cells["fuzz under its own profile"] = _fuzz_cell(impl, facts, mine, examples, seed, f"{mine}: ")
         finally:
             impl.close()
     return Matrix(rows, columns)

@@ -496,6 +496,9 @@ class CDriver:
     timeout: float = 5.0
     """Seconds a step may take before it counts as a hang (the checker lowers it while shrinking)."""
     keys_held: int = 0
+    limits: tuple[int | None, int | None] = (None, None)
+    """PTHREAD_KEYS_MAX and PTHREAD_DESTRUCTOR_ITERATIONS given by the user, for a library whose
+    sysconf does not report its own (None: what the driver's sysconf says)."""
     slowest_step: float = 0.0
     """Seconds the slowest step that answered took to answer: what a hang is measured against."""
     _server: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -542,7 +545,10 @@ class CDriver:
         try:
             _, keys_max, iterations, letters = hello.split()
             features = frozenset(FEATURES[c] for c in letters)
-            self._facts = Facts(self.name, int(keys_max), int(iterations), self.keys_held, features)
+            given_keys, given_iterations = self.limits
+            keys = given_keys if given_keys is not None else int(keys_max)
+            passes = given_iterations if given_iterations is not None else int(iterations)
+            self._facts = Facts(self.name, keys, passes, self.keys_held, features)
         except _BAD_LINE:
             self._reset()
             raise EnvironmentProblem(

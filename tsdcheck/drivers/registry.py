@@ -81,18 +81,22 @@ def make_impl(
     cc: str | None = None,
     cflags: str = "",
     ldflags: str = "",
+    limits: tuple[int | None, int | None] = (None, None),
 ) -> Implementation:
     """A C libc by name (the POSIX driver built with its recipe), ``model`` (the Python
     reference) or ``model:BUG`` (the reference with one deliberate bug).
 
-    ``cc``/``cflags``/``ldflags`` build the POSIX driver against anyone's libc or TSD library.
+    ``cc``/``cflags``/``ldflags`` build the POSIX driver against anyone's libc or TSD library;
+    ``limits`` (PTHREAD_KEYS_MAX, PTHREAD_DESTRUCTOR_ITERATIONS) replace what its sysconf reports.
     """
     if preload is not None:
         check_preload(preload)
     base, _, bug = name.partition(":")
     if base == "model":
-        if preload or cc:
-            raise EnvironmentProblem("--preload and --cc need a C implementation, not the Python model")
+        if preload or cc or limits != (None, None):
+            raise EnvironmentProblem(
+                "--preload, --cc, --keys-max and --iterations need a C implementation, not the Python model"
+            )
         if bug and bug not in BUGS:
             raise EnvironmentProblem(f"unknown model bug {bug!r} (known: {', '.join(sorted(BUGS))})")
         return PyRef(Behaviour(bug=bug or None))
@@ -111,5 +115,6 @@ def make_impl(
             ldflags=(*shlex.split(ldflags), *(() if cc else recipe.ldflags)),
             preload=str(Path(preload).resolve()) if preload else None,
             timeout=timeout,
+            limits=limits,
         )
     raise EnvironmentProblem(f"unknown implementation {name!r} (known: {', '.join(NAMES)}, model:BUG)")

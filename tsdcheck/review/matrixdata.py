@@ -14,6 +14,11 @@ from tsdcheck.properties.catalog import BY_ID
 _VIOLATES = re.compile(r"violates (.+?) \(\d+ steps\)")
 
 
+def _text(cell: str | dict[str, str]) -> str:
+    """A cell's sentence (cells are data with a ``text`` since tsdcheck-result/1)."""
+    return cell if isinstance(cell, str) else cell["text"]
+
+
 @dataclass(frozen=True)
 class MatrixData:
     source: str
@@ -24,8 +29,10 @@ class MatrixData:
     @staticmethod
     def load(path: Path) -> MatrixData:
         data = json.loads(path.read_text())
-        impls = data["implementations"]
-        cells = {name: col["cells"] for name, col in impls.items() if "cells" in col}
+        impls = data.get("matrix", data)["implementations"]  # a tsdcheck-result/1 document, or the bare matrix
+        cells = {
+            name: {row: _text(c) for row, c in col["cells"].items()} for name, col in impls.items() if "cells" in col
+        }
         skipped = {name: col["skipped"] for name, col in impls.items() if "skipped" in col}
         return MatrixData(str(path), cells, skipped)
 
