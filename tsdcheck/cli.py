@@ -43,6 +43,8 @@ from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, TraceSyntaxError, decode_trace, format_trace, parse_trace
 from tsdcheck.properties.catalog import BY_ID, CATALOG
 from tsdcheck.properties.traceability import ROWS
+from tsdcheck.repro.command import add_parser as add_repro_parser
+from tsdcheck.repro.command import run as repro_command
 from tsdcheck.results import (
     Sink,
     fuzz_document,
@@ -212,6 +214,7 @@ def _parser() -> argparse.ArgumentParser:
         "init-preload", help="write a template of your own TSD library (C, ~120 lines) and its Makefile to DIR"
     )
     ip.add_argument("dir", metavar="DIR", help="directory for mytsd.c and Makefile (made if missing)")
+    add_repro_parser(sub)
 
     rv = sub.add_parser("review", help="write the spec review (Markdown, HTML and its traces) to a directory")
     rv.add_argument("--out", default="tsdcheck-review", help="directory for review.md, review.html and traces/")
@@ -298,6 +301,8 @@ def _main(argv: list[str]) -> int:
             return _matrix(args, console)
         if args.command == "init-preload":
             return _init_preload(args, console)
+        if args.command == "repro":
+            return repro_command(args)
         return _properties(console)
     except (EnvironmentProblem, UsageError, TraceSyntaxError, TraceError) as e:
         print(f"tsdcheck: error: {e}", file=sys.stderr)
@@ -379,6 +384,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     print_verdict(console, result.failure.verdict)
     console.print(finding_line(trace, facts, profile.name), markup=False)
     console.print(f"saved to {args.out}; run it again with: tsdcheck replay {args.out}", markup=False)
+    console.print(f"as a C program for a bug report: tsdcheck repro {args.out} -o repro.c", markup=False)
     return 1
 
 
@@ -485,6 +491,7 @@ def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, 
         f"saved to {args.out}; run it again with: tsdcheck replay {args.out} --repeat {finding.rate.runs}",
         markup=False,
     )
+    console.print(f"as a C program for a bug report: tsdcheck repro {args.out} -o repro.c", markup=False)
     return 1
 
 

@@ -1,0 +1,215 @@
+"""C reproducers (``tsdcheck repro``): the shrunk counterexample of every zoo bug, as a standalone
+program, exits 1 under its mutant and 0 under the conformant variants and glibc; a race
+reproduces at a nonzero rate; fork, cancel and destructor-program traces work; bad input exits 2.
+
+The traces in tests/repro/ were written by bench/zoo_counterexamples.py."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from zoo import BY_NAME, CATALOGUE, build
+
+ROOT = Path(__file__).resolve().parent
+TRACES = ROOT / "repro"
+SEQUENTIAL = sorted(p for p in TRACES.glob("*.trace") if not p.stem.startswith("race_"))
+CONFORMANT = [v for v in CATALOGUE if v.kind == "conformant" and v.profile == "default"]
+CC = shutil.which("cc") or shutil.which("gcc")
+pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
+
+
+def tsdcheck(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tsdcheck.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("zoo")
+    extra = {"FORK_DTORS", "CANCEL_IN_DTOR", "NEW_IN_DTOR", "JOINER_DTORS", "RACE_CREATE_SCAN", "RACE_DTOR_REREAD"}
+    wanted = {p.stem.upper() for p in TRACES.glob("*.trace")} | {v.name for v in CONFORMANT} | extra
+    return {name: build(BY_NAME[name], out) for name in sorted(wanted)}
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory):
+    """Generate and build a trace's program once per module."""
+    out = tmp_path_factory.mktemp("repro")
+    built: dict[str, Path] = {}
+
+    def program(trace: Path, *options: str) -> Path:
+        key = f"{trace.stem}{''.join(options)}"
+        if key not in built:
+            source = out / f"{key}.c"
+            r = tsdcheck("repro", str(trace), "-o", str(source), *options)
+            assert r.returncode == 0, r.stderr
+            exe = out / key
+            cc = subprocess.run([CC, "-std=c11", "-O2", "-pthread", str(source), "-o", str(exe)], capture_output=True)
+            assert cc.returncode == 0, cc.stderr.decode()
+            built[key] = exe
+        return built[key]
+
+    return program
+
+
+def run(exe: Path, lib: Path | None = None, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if lib is not None:
+        env["LD_PRELOAD"] = str(lib)
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def test_every_sequential_zoo_bug_has_a_counterexample():
+    bugs = {v.name.lower() for v in CATALOGUE if v.kind == "bug" and not v.name.startswith("RACE_")}
+    assert {p.stem for p in SEQUENTIAL} == bugs
+
+
+@pytest.mark.parametrize("trace", SEQUENTIAL, ids=lambda p: p.stem)
+def test_reproducer_exits_1_under_its_mutant_and_0_elsewhere(trace, libs, programs):
+    exe = programs(trace)
+    mutant = run(exe, libs[trace.stem.upper()])
+    assert mutant.returncode == 1, mutant.stdout
+    assert "violated property" in mutant.stdout and "VIOLATION of" in mutant.stdout
+    expected = set(BY_NAME[trace.stem.upper()].expect)
+    named = mutant.stdout.rsplit("VIOLATION of ", 1)[1].strip().split(",")
+    assert set(named) & expected or "step" in mutant.stdout, (named, expected)
+    glibc = run(exe)
+    assert glibc.returncode == 0, glibc.stdout
+    for v in CONFORMANT:
+        r = run(exe, libs[v.name])
+        assert r.returncode == 0, (v.name, r.stdout)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.trace"
+    path.write_text("# tsdcheck trace 1\n" + text.strip() + "\n")
+    return path
+
+
+FORK = """
+spawn t1
+create k0 dtor=[get]
+set t1 k0 v1
+set t0 k0 v2
+fork t0
+get t0 k0
+create k1 dtor=[get]
+set t0 k1 v3
+"""
+
+CANCEL = """
+spawn t1
+spawn t2
+create k0 dtor=[get]
+create k1 dtor=[get; reset v1 x1]
+set t1 k0 v1
+set t0 k0 v2
+push t1 h1
+set t2 k1 v3
+cancel t1
+cancel t2 async
+"""
+
+CANCEL_IN_DTOR = """
+spawn t1
+create k0 dtor=[cancel; reset v1 x1]
+create k1 dtor=[get]
+set t1 k0 v2
+set t1 k1 v1
+exit t1
+"""
+
+PROGRAMS = """
+spawn t1
+create k0 dtor=[get; set k1 v2; new v3]
+create k1 dtor=[get; reset v1 x2; del k2]
+create k2 dtor=[get]
+set t1 k0 v1
+set t1 k2 v4
+exit t1
+get t0 k1
+"""
+
+
+@pytest.mark.parametrize(
+    "name,text,profile,mutant",
+    [
+        ("fork", FORK, "glibc", "FORK_DTORS"),
+        ("cancel", CANCEL, "default", "JOINER_DTORS"),
+        ("programs", PROGRAMS, "default", "NEW_IN_DTOR"),
+    ],
+)
+def test_lifecycle_and_destructor_program_traces(tmp_path, libs, programs, name, text, profile, mutant):
+    exe = programs(_write(tmp_path, name, text), "--profile", profile)
+    for lib in (None, libs["BASE"], libs["ORDER_DESC"], libs["NEXT_PASS"]):
+        r = run(exe, lib)
+        assert r.returncode == 0, (lib, r.stdout)
+        assert "conforms" in r.stdout and "undefined" not in r.stdout
+    r = run(exe, libs[mutant])
+    assert r.returncode == 1, r.stdout
+
+
+def test_a_cancellation_acted_on_inside_a_destructor(tmp_path, libs, programs):
+    """glibc 2.36 acts on it (a known finding, row Z18); the conformant zoo library does not."""
+    exe = programs(_write(tmp_path, "cancel_in_dtor", CANCEL_IN_DTOR))
+    assert run(exe, libs["BASE"]).returncode == 0
+    r = run(exe, libs["CANCEL_IN_DTOR"])
+    assert r.returncode == 1 and "VIOLATION of no-cancel-in-exit" in r.stdout, r.stdout
+
+
+def test_fork_child_is_undefined_under_the_posix_reading(tmp_path, programs):
+    exe = programs(_write(tmp_path, "fork_posix", FORK), "--profile", "default")
+    r = run(exe)
+    assert r.returncode == 0 and "undefined behaviour reached at step 6" in r.stdout, r.stdout
+
+
+def test_bad_input_exits_2_with_one_line(tmp_path):
+    missing = tsdcheck("repro", str(tmp_path / "nope.trace"))
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1, missing.stderr
+    bad = _write(tmp_path, "bad", "spawn t1\nfrobnicate k0\n")
+    r = tsdcheck("repro", str(bad))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "line 3" in r.stderr, r.stderr
+    ill = _write(tmp_path, "ill", "set t1 k0 v1\n")
+    r = tsdcheck("repro", str(ill))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_race_reproduces_at_a_nonzero_rate(libs, programs):
+    """Z4 (musl 1.1.21's spurious EAGAIN), as the race hunt shrank it on the zoo's mutant."""
+    exe = programs(TRACES / "race_create_scan.trace")
+    r = run(exe, libs["RACE_CREATE_SCAN"], "-n", "300")
+    assert r.returncode == 1, r.stdout
+    rate = r.stdout.split("rejected in ", 1)[1].split(" runs", 1)[0]
+    assert int(rate.split(" of ")[0]) > 0 and "VIOLATION of create-below-limit" in r.stdout, r.stdout
+    for lib in (None, libs["BASE"], libs["SEQ_RECHECK"]):
+        ok = run(exe, lib, "-n", "100")
+        assert ok.returncode == 0 and "rejected in 0 of 100 runs" in ok.stdout, ok.stdout
+
+
+RACE_EXIT_DELETE = """
+spawn t1
+spawn t2
+create k0 dtor=[get]
+set t1 k0 v2
+parallel jitter=1
+  t1: exit t1
+  t2: delete k0
+end parallel
+create k1 dtor=none
+get t2 k1
+"""
+
+
+def test_an_exit_racing_a_delete_crashes_the_z3_mutant(tmp_path, libs, programs):
+    exe = programs(_write(tmp_path, "race_exit_delete", RACE_EXIT_DELETE))
+    for lib in (None, libs["BASE"], libs["SEQ_RECHECK"]):
+        assert run(exe, lib, "-n", "100").returncode == 0
+    r = run(exe, libs["RACE_DTOR_REREAD"], "-n", "300")
+    assert r.returncode == 1 and "VIOLATION of calls-return" in r.stdout, r.stdout

@@ -1,0 +1,508 @@
+"""What a reproducer must allow: the model's observations at every step, as an automaton.
+
+The model is set-valued, so one step may allow several observations (destructor orders, a
+value set during a pass handled now or later, ...) and lead to several states.  The plan is the
+subset construction over observation texts (``canon``): a node holds every model state
+consistent with what was observed so far, and each allowed observation text leads to the node
+of the states it leaves.  The C program follows the edges and rejects a text with none.
+
+A parallel block is one step with a table instead of edges: every interleaving of its lanes
+(program order kept) with every allowed outcome, grouped by the vector of per-operation texts,
+each with the orders that explain it.  The program accepts a vector when one of its orders
+agrees with real time (an operation that returned before another was invoked comes first):
+that is linearizability, with the orders enumerated here instead of searched there.  Orders in
+which the application reaches undefined behaviour (a use racing a delete) are kept apart.
+
+Who performs a step is fixed by the trace: an operation of a thread runs in that thread; the
+others (spawn, create, delete, fill, cancel, joining, ending the process) in the main thread
+while it runs, else in the lowest-numbered running thread (the *server*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.model.ops import (
+    CANCELED,
+    EAGAIN,
+    MAIN_THREAD,
+    NULL,
+    OK,
+    RETURNED,
+    Cancel,
+    Code,
+    Create,
+    Delete,
+    End,
+    Exit,
+    Fill,
+    Fork,
+    GetValue,
+    NewKey,
+    Obs,
+    Op,
+    Parallel,
+    Pop,
+    SetValue,
+    Spawn,
+)
+from tsdcheck.model.semantics import TraceError, outcomes, step
+from tsdcheck.model.state import Params, State
+from tsdcheck.model.text import TraceFile, fmt_op
+from tsdcheck.properties import BY_ID, violations
+from tsdcheck.repro.canon import obs_text, renamed
+
+MAX_EXIT_OUTCOMES = 10_000
+"""``outcomes`` enumerates at most this many destructor-call sequences of one exit."""
+MAX_BLOCK_ROWS = 60_000
+"""Orders times outcomes a block may have before the table is too large for a program."""
+
+
+class PlanError(ValueError):
+    """The trace cannot become a reproducer (ill formed, or beyond what a program can embed)."""
+
+
+@dataclass(frozen=True)
+class Sched:
+    """Who performs a sequential step."""
+
+    op: Op
+    owner: int
+    """The thread making the call (an exit: the exiting thread; a cancel: the canceller)."""
+    waiter: int | None = None
+    """An exit or cancel: the thread that waits for the end (None: no thread is left)."""
+    joins: bool = False
+    """The waiter joins the thread (and sees its status); else it watches it end."""
+
+    def status(self, obs: Obs) -> str | None:
+        """What the program sees of a thread's end (see ``canon.obs_text``)."""
+        if self.waiter is None:
+            return None
+        if not self.joins:
+            return "-"
+        return CANCELED if isinstance(self.op, Cancel) else RETURNED
+
+
+@dataclass(frozen=True)
+class LaneOp:
+    thread: int
+    op: Op
+
+
+@dataclass(frozen=True)
+class BlockSched:
+    """A parallel block: its operations in lane order, and the thread that waits for the lanes."""
+
+    ops: tuple[LaneOp, ...]
+    lanes: tuple[tuple[int, tuple[int, ...]], ...]
+    """Each lane's thread and the indices of its operations in ``ops``."""
+    server: int
+    base: int
+    """The first key name not reserved before the block (keys made by destructors in it)."""
+    jitter: int
+    detached: frozenset[int]
+
+
+Step = Sched | BlockSched
+
+
+@dataclass(frozen=True)
+class Row:
+    """An allowed observation vector of a block, the orders that explain it, the node it leads to."""
+
+    texts: tuple[str, ...]
+    orders: tuple[tuple[int, ...], ...]
+    target: int
+
+
+@dataclass(frozen=True)
+class UndefinedOrder:
+    """An order in which the application reaches undefined behaviour at its last operation."""
+
+    order: tuple[int, ...]
+    texts: tuple[str, ...]
+    """What the operations before the last one observed (in ``order``)."""
+    reason: str
+
+
+@dataclass
+class Node:
+    step: int
+    edges: dict[str, int] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    undefined_orders: list[UndefinedOrder] = field(default_factory=list)
+    stop: str | None = None
+    """Why judging stops here: the trace is done, or it reaches undefined behaviour."""
+    undefined: bool = False
+    """The stop is undefined behaviour (reported, never called a bug)."""
+    hint: str = ""
+    """The property a deviation at this step most likely breaks (C refines it for exits)."""
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    nodes: list[Node]
+    params: Params
+    profile: str
+    threads: int
+    """Thread names used (t0 .. threads-1)."""
+    keys: int
+    """Key names the program may use (with room for keys made by destructors)."""
+    values: int
+    recorded: tuple[int, str, tuple[str, ...]] | None = None
+    """The recorded trace's rejected step, its text and the properties it breaks."""
+    depends_on_keys: bool = False
+    depends_on_iterations: bool = False
+    dynamic_keys: int = 0
+    """Destructor slots for keys that destructor programs create."""
+    keys_max: int = 0
+    """PTHREAD_KEYS_MAX the plan assumes (the key limit plus keys the runtime holds)."""
+    profile_iterations_from_impl: bool = True
+    """The profile takes PTHREAD_DESTRUCTOR_ITERATIONS from the library (else it fixes it)."""
+
+    @property
+    def parallel(self) -> bool:
+        return any(isinstance(s, BlockSched) for s in self.steps)
+
+
+# --- schedule --------------------------------------------------------------------------------
+
+
+def _server(alive: Sequence[int], busy: frozenset[int] = frozenset()) -> int | None:
+    free = [t for t in alive if t not in busy]
+    if MAIN_THREAD in free:
+        return MAIN_THREAD
+    return min(free) if free else None
+
+
+def _op_thread(op: Op) -> int | None:
+    return getattr(op, "thread", None) if not isinstance(op, Spawn) else None
+
+
+def schedule(tf: TraceFile) -> list[Step]:
+    """Who performs each step, from which threads run (spawn, exit, cancel and fork decide it)."""
+    alive = [MAIN_THREAD]
+    detached: set[int] = set()
+    out: list[Step] = []
+
+    def seq(op: Op) -> Sched:
+        nonlocal alive
+        server = _server(alive)
+        if server is None:
+            raise PlanError(f"{fmt_op(op)}: no thread is running")
+        match op:
+            case Spawn(t, d):
+                alive = sorted({*alive, t})
+                if d:
+                    detached.add(t)
+                return Sched(op, server)
+            case Exit(t) | Cancel(t):
+                rest = [a for a in alive if a != t]
+                waiter = _server(rest)
+                if isinstance(op, Cancel) and waiter is None:
+                    raise PlanError(f"{fmt_op(op)}: no other thread runs to cancel it")
+                joins = waiter is not None and t != MAIN_THREAD and t not in detached
+                alive = rest
+                owner = t if isinstance(op, Exit) else waiter
+                assert owner is not None
+                return Sched(op, owner, waiter, joins)
+            case Fork(t):
+                alive = [t]
+                return Sched(op, t)
+            case End():
+                alive = []
+                return Sched(op, server)
+        actor = _op_thread(op)
+        return Sched(op, server if actor is None else actor)
+
+    for op, _ in tf.steps:
+        out.append(seq(op))
+    if tf.parallel is not None:
+        out.append(_block_sched(tf.parallel, alive, detached))
+        exiting = {lane.thread for lane in tf.parallel.lanes if isinstance(lane.ops[-1].op, Exit)}
+        alive = [a for a in alive if a not in exiting]
+        for op, _ in tf.suffix:
+            out.append(seq(op))
+    return out
+
+
+def _block_sched(block: Parallel, alive: list[int], detached: set[int]) -> BlockSched:
+    threads = frozenset(lane.thread for lane in block.lanes)
+    if MAIN_THREAD in threads:
+        raise PlanError("a parallel block with 'fork t0' (the main thread forking during the block) has no reproducer")
+    missing = sorted(threads - set(alive))
+    if missing:
+        raise PlanError(f"t{missing[0]} runs in the parallel block but is not a running thread")
+    server = _server(alive, threads)
+    if server is None:
+        raise PlanError("a parallel block needs a running thread outside it to wait for its lanes")
+    ops: list[LaneOp] = []
+    lanes = []
+    for lane in block.lanes:
+        first = len(ops)
+        ops += [LaneOp(lane.thread, t.op) for t in lane.ops]
+        lanes.append((lane.thread, tuple(range(first, len(ops)))))
+    return BlockSched(tuple(ops), tuple(lanes), server, 0, block.jitter, frozenset(detached & threads))
+
+
+# --- the automaton ---------------------------------------------------------------------------
+
+
+def _undefined(state: State, op: Op, params: Params) -> str | None:
+    """Why ``op`` is undefined in ``state`` (None when it is defined)."""
+    return step(state, op, Code(OK), params).undefined
+
+
+def _outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
+    allowed = outcomes(state, op, params)
+    if isinstance(op, (Exit, Cancel)) and len(allowed) >= MAX_EXIT_OUTCOMES:
+        raise PlanError(f"{fmt_op(op)}: more than {MAX_EXIT_OUTCOMES} destructor orders are allowed; shrink the trace")
+    return allowed
+
+
+def _signature(states: Sequence[State]) -> frozenset[object]:
+    return frozenset(s.signature() for s in states)
+
+
+@dataclass
+class _Builder:
+    steps: list[Step]
+    params: Params
+    nodes: list[Node] = field(default_factory=list)
+    index: dict[tuple[int, frozenset[object]], int] = field(default_factory=dict)
+    pending: list[tuple[int, list[State]]] = field(default_factory=list)
+
+    def node(self, i: int, states: list[State]) -> int:
+        states = list({s.signature(): s for s in states}.values())
+        key = (i, _signature(states))
+        if key not in self.index:
+            self.index[key] = len(self.nodes)
+            self.nodes.append(Node(i))
+            self.pending.append((self.index[key], states))
+        return self.index[key]
+
+    def build(self) -> list[Node]:
+        self.node(0, [State()])
+        while self.pending:
+            n, states = self.pending.pop()
+            node = self.nodes[n]
+            if node.step >= len(self.steps):
+                node.stop = "every step of the trace was judged"
+                continue
+            if all(s.ended for s in states):
+                node.stop = "the process has ended"
+                continue
+            sched = self.steps[node.step]
+            try:
+                if isinstance(sched, Sched):
+                    self.sequential(node, sched, states)
+                else:
+                    self.block(node, sched, states)
+            except TraceError as e:
+                raise PlanError(f"step {node.step + 1}: {e}") from None
+        return self.nodes
+
+    def sequential(self, node: Node, sched: Sched, states: list[State]) -> None:
+        op = sched.op
+        groups: dict[str, list[State]] = {}
+        for s in states:
+            why = _undefined(s, op, self.params)
+            if why:
+                node.stop = f"undefined behaviour reached at step {node.step + 1} ({fmt_op(op)}): {why}"
+                node.undefined = True
+                return
+            for obs, after in _outcomes(s, op, self.params):
+                groups.setdefault(obs_text(obs, sched.status(obs)), []).append(after)
+        node.hint = _hint(states, op, self.params)
+        for text, afters in sorted(groups.items()):
+            node.edges[text] = self.node(node.step + 1, afters)
+
+    def block(self, node: Node, sched: BlockSched, states: list[State]) -> None:
+        reserved = [lo.op.key for lo in sched.ops if isinstance(lo.op, Create)]
+        base = max([s.next_key for s in states] + [k + 1 for k in reserved])
+        if sched.base not in (0, base):
+            raise PlanError("keys made by destructors before the parallel block differ between allowed outcomes")
+        self.steps[node.step] = sched = replace(sched, base=base)
+        starts = [s.with_next_key(base) for s in states]
+        found, undefined = _enumerate(starts, sched, self.params)
+        node.hint = "linearizability"
+        for texts, (orders, afters) in sorted(found.items()):
+            node.rows.append(Row(texts, tuple(sorted(orders)), self.node(node.step + 1, afters)))
+        node.undefined_orders = undefined
+
+
+def _enumerate(
+    starts: list[State], sched: BlockSched, params: Params
+) -> tuple[dict[tuple[str, ...], tuple[set[tuple[int, ...]], list[State]]], list[UndefinedOrder]]:
+    """Every interleaving of the lanes with every allowed outcome, by observation vector."""
+    n = len(sched.ops)
+    lanes = [ix for _, ix in sched.lanes]
+    found: dict[tuple[str, ...], tuple[set[tuple[int, ...]], list[State]]] = {}
+    undefined: dict[tuple[tuple[int, ...], tuple[str, ...]], UndefinedOrder] = {}
+    rows = 0
+    Frame = tuple[tuple[int, ...], State, tuple[int, ...], tuple[str | None, ...], tuple[frozenset[int], ...]]
+    stack: list[Frame] = [((0,) * len(lanes), s, (), (None,) * n, (frozenset(),) * len(lanes)) for s in starts]
+    while stack:
+        pos, state, order, texts, failed = stack.pop()
+        if all(p == len(lane) for p, lane in zip(pos, lanes, strict=True)):
+            rows += 1
+            if rows > MAX_BLOCK_ROWS:
+                raise PlanError(f"the parallel block has more than {MAX_BLOCK_ROWS} orders and outcomes; shrink it")
+            full = tuple(t if t is not None else "skipped|" for t in texts)
+            orders, afters = found.setdefault(full, (set(), []))
+            orders.add(order)
+            afters.append(state)
+            continue
+        for li, lane in enumerate(lanes):
+            if pos[li] == len(lane):
+                continue
+            i = lane[pos[li]]
+            lo = sched.ops[i]
+            key = getattr(lo.op, "key", None)
+            if isinstance(lo.op, (SetValue, GetValue, Delete)) and key in failed[li]:
+                # The lane's own create of this key failed: the lane stops (its thread never uses it).
+                stack.append((_moved(pos, li, len(lane)), state, order, texts, failed))
+                continue
+            why = _undefined(_for_op(state, lo.op), lo.op, params)
+            if why:
+                seen = tuple(texts[j] or "" for j in order)
+                undefined.setdefault(((*order, i), seen), UndefinedOrder((*order, i), seen, why))
+                continue
+            for obs, after in _outcomes(_for_op(state, lo.op), lo.op, params):
+                status = "-" if lo.thread in sched.detached else None
+                text = obs_text(obs, status or (RETURNED if isinstance(lo.op, Exit) else None))
+                if isinstance(lo.op, Create):
+                    after = after.with_next_key(state.next_key)
+                now_failed = failed
+                if isinstance(lo.op, Create) and text.startswith(EAGAIN):
+                    now_failed = tuple(f | {lo.op.key} if j == li else f for j, f in enumerate(failed))
+                new_texts = (*texts[:i], renamed(text, sched.base), *texts[i + 1 :])
+                stack.append((_moved(pos, li, pos[li] + 1), after, (*order, i), new_texts, now_failed))
+    return found, list(undefined.values())
+
+
+def _for_op(state: State, op: Op) -> State:
+    """A block's create uses the name the trace gave it (reserved before the block)."""
+    return state.with_next_key(op.key) if isinstance(op, Create) else state
+
+
+def _moved(pos: tuple[int, ...], lane: int, to: int) -> tuple[int, ...]:
+    return (*pos[:lane], to, *pos[lane + 1 :])
+
+
+# --- hints -----------------------------------------------------------------------------------
+
+
+def _hint(states: list[State], op: Op, params: Params) -> str:
+    """The property a deviation at this step most likely breaks, from the operation and state."""
+    s = states[0]
+    match op:
+        case Create():
+            return "create-eagain-at-limit" if len(s.live) >= params.keys_limit else "create-below-limit"
+        case Fill():
+            return "create-eagain-at-limit"
+        case GetValue(t, k):
+            if s.value(t, k) != NULL:
+                return "values-persist"
+            if any(s.value(o, k) != NULL for o in s.values if o != t):
+                return "values-per-thread"
+            return "new-key-null" if s.values.get(t) else "new-thread-null"
+        case Pop():
+            return "pop-runs-top"
+        case Exit() | Cancel():
+            return "at-least-n-passes"
+        case End():
+            return "no-dtors-at-process-exit"
+        case Fork():
+            return "fork-child-replica"
+    return "success-codes"
+
+
+# --- the plan --------------------------------------------------------------------------------
+
+
+def _value_names(tf: TraceFile) -> int:
+    top = 0
+    ops = [op for op, _ in (*tf.steps, *tf.suffix)]
+    if tf.parallel is not None:
+        ops += [t.op for lane in tf.parallel.lanes for t in lane.ops]
+    for op in ops:
+        if isinstance(op, SetValue):
+            top = max(top, op.value)
+        if isinstance(op, Create):
+            for i in op.dtor or ():
+                top = max(top, getattr(i, "value", 0))
+    return top + 1
+
+
+def _all_ops(tf: TraceFile) -> list[Op]:
+    ops = [op for op, _ in tf.steps]
+    if tf.parallel is not None:
+        ops += [t.op for lane in tf.parallel.lanes for t in lane.ops]
+    return ops + [op for op, _ in tf.suffix]
+
+
+def _recorded(
+    tf: TraceFile, steps: list[Step], params: Params, profile: str
+) -> tuple[int, str, tuple[str, ...]] | None:
+    """Where the recorded (sequential, fully observed) trace is rejected, and what it breaks."""
+    if tf.parallel is not None or not tf.steps or any(obs is None for _, obs in tf.steps):
+        return None
+    trace = [(op, obs) for op, obs in tf.steps if obs is not None]
+    verdict = judge_trace(trace, params)
+    if verdict.kind != "rejected" or verdict.index is None:
+        return None
+    i = verdict.index
+    sched = steps[i]
+    assert isinstance(sched, Sched)
+    found = {pid for pid in violations(trace[: i + 1], params) if pid not in BY_ID or BY_ID[pid].applies(profile)}
+    try:
+        text = obs_text(trace[i][1], sched.status(trace[i][1]))
+    except TypeError:  # a hang or a crash has no text: the program reports those itself
+        return None
+    return i, text, tuple(sorted(found))
+
+
+def make_plan(tf: TraceFile, params: Params, profile: str = "default") -> Plan:
+    """The reproducer's plan for a parsed trace under ``params`` (PlanError if it has none)."""
+    ops = _all_ops(tf)
+    if not ops:
+        raise PlanError("the trace holds no operations")
+    steps = schedule(tf)
+    nodes = _Builder(steps, params).build()
+    threads = 1 + max([_op_thread(op) or 0 for op in ops] + [op.thread for op in ops if isinstance(op, Spawn)])
+    news = sum(1 for op in ops if isinstance(op, Create) for i in op.dtor or () if isinstance(i, NewKey))
+    dynamic = news * threads * 2
+    fills = any(isinstance(op, Fill) for op in ops)
+    creates = sum(isinstance(op, Create) for op in ops)
+    keys = creates + dynamic + (params.keys_limit + 1 if fills else 0) + 1
+    plan = Plan(steps, nodes, params, profile, threads, keys + 8, _value_names(tf), dynamic_keys=max(dynamic, 1))
+    plan.recorded = _recorded(tf, steps, params, profile)
+    return plan
+
+
+def _shape(plan: Plan) -> list[object]:
+    return [
+        (n.step, sorted(n.edges.items()), [(r.texts, r.orders, r.target) for r in n.rows], n.stop) for n in plan.nodes
+    ]
+
+
+def with_dependence(tf: TraceFile, params: Params, profile: str = "default") -> Plan:
+    """``make_plan``, noting whether the allowed observations depend on the key limit or on
+    PTHREAD_DESTRUCTOR_ITERATIONS (the program then checks the library reports the same)."""
+    plan = make_plan(tf, params, profile)
+    shape = _shape(plan)
+    try:
+        more_keys = make_plan(tf, replace(params, keys_limit=params.keys_limit + 1), profile)
+        plan.depends_on_keys = _shape(more_keys) != shape
+    except PlanError:
+        plan.depends_on_keys = True
+    try:
+        more_passes = make_plan(tf, replace(params, iterations=params.iterations + 1), profile)
+        plan.depends_on_iterations = _shape(more_passes) != shape
+    except PlanError:
+        plan.depends_on_iterations = True
+    return plan
