@@ -3,7 +3,8 @@ reproducer tests replay them as C programs).
 
 Sequential bugs: ``tsdcheck fuzz`` on the mutant (seeded); a bug fuzzing misses within the
 budget falls back on a witness (the lifecycle witnesses of tests/test_kill_matrix.py, and
-``WITNESSES`` here), replayed on the mutant.  Race bugs (``--races``): the race hunt, with its shrunk parallel case and its rate.
+``WITNESSES`` here), replayed on the mutant.  Race bugs (``--races``): the race hunt, with its
+shrunk parallel case and its rate.
 
     .venv/bin/python bench/zoo_counterexamples.py [--examples 400] [--only NAME ...] [--races]
 """
@@ -59,7 +60,7 @@ def race(name: str, lib: Path, profile: str, seconds: float) -> str:
     impl = make_impl("glibc", preload=str(lib))
     try:
         params = reading(profile, impl.facts)
-        config = FuzzConfig(examples=1, seed=1, races=RaceConfig(seconds=seconds, repeats=20, seed=1))
+        config = FuzzConfig(examples=1, seed=1, races=RaceConfig(seconds=seconds))
         result = fuzz(impl, params, config)
     finally:
         impl.close()
