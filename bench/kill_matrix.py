@@ -19,8 +19,8 @@ from pathlib import Path
 
 from tsdcheck.checker.fuzz import FuzzConfig
 from tsdcheck.checker.racefuzz import RaceConfig
-from tsdcheck.checker.z3model import z3_version
 from tsdcheck.drivers.registry import make_impl
+from tsdcheck.symbolic.solver import z3_version
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the zoo lives beside its C source
 from zoo import BLIND_SPOTS, BY_NAME, CATALOGUE, Kill, Variant, build, fuzz_kill, z3_kill, z3_suite

@@ -21,8 +21,6 @@ import itertools
 import time
 from collections.abc import Iterator
 
-from tsdcheck.checker.prove import prove_profile
-from tsdcheck.checker.z3model import Bounds, z3_version
 from tsdcheck.model.ops import (
     Create,
     Delete,
@@ -41,6 +39,9 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import exit_outcomes, outcomes
 from tsdcheck.model.state import Params, State
+from tsdcheck.symbolic.prove import prove_profile
+from tsdcheck.symbolic.solver import z3_version
+from tsdcheck.symbolic.variant import Bounds
 
 PROFILE = get_profile("posix")
 PARAMS = PROFILE.params(4, 2)

@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 
-from tsdcheck.checker.feasible import feasible
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.replay import replay
@@ -17,6 +16,7 @@ from tsdcheck.model.semantics import TraceError, outcomes, step
 from tsdcheck.model.state import State
 from tsdcheck.model.text import format_trace, parse_trace
 from tsdcheck.properties import violations
+from tsdcheck.symbolic.codec import feasible
 
 PARAMS = get_profile("default").params(4, 64)
 

@@ -5,15 +5,16 @@ import pytest
 import z3
 
 from tsdcheck.checker.oracle import judge_trace
-from tsdcheck.checker.prove import Prover, prove_profile
 from tsdcheck.checker.replay import replay
-from tsdcheck.checker.z3model import Bounds, Encoding, Variant
 from tsdcheck.cli import main
 from tsdcheck.drivers.pyref import Behaviour, PyRef
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.properties import BY_ID, violations
-from tsdcheck.properties.formulas import FORMULAS
+from tsdcheck.symbolic.encoding import Encoding
+from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.prove import Prover, prove_profile
+from tsdcheck.symbolic.variant import Bounds, Variant
 
 ITERATIONS, KEYS_MAX = 4, 2
 

@@ -10,10 +10,10 @@ clashing key value), so both accepted and rejected traces are compared.
 
 from dataclasses import replace
 
+import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tsdcheck.checker.feasible import bounds_for, feasible
 from tsdcheck.checker.fuzz import placed, programs
 from tsdcheck.checker.oracle import Oracle, judge_trace
 from tsdcheck.model.ops import (
@@ -50,6 +50,7 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.semantics import async_signal_unsafe_in_child, exit_outcomes, expected_handlers, outcomes
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import format_trace
+from tsdcheck.symbolic.codec import UNUSED_KEY, bounds_for, decode, encode, feasible, unrolling_for
 
 PARAMS = st.builds(
     Params,
@@ -237,3 +238,36 @@ def test_python_model_and_z3_encoding_agree(case):
         f"Python model {'accepts' if python else 'rejects'}, Z3 {'accepts' if z3_says else 'rejects'}; "
         f"{params}; bounds {bounds_for(trace)}\n{format_trace(trace)}"
     )
+
+
+def _as_shown(back: list[tuple[Op, Obs]], trace: list[tuple[Op, Obs]]) -> list[tuple[Op, Obs]]:
+    """``back`` without what ``trace`` leaves unobserved (a join status or process end of None),
+    and with the program operands ``trace`` gives beyond the bound's keys (which the encoding
+    holds as "no key": such an instruction never acts) as they were."""
+    out = []
+    for (op, obs), (shown, seen) in zip(back, trace, strict=False):
+        if isinstance(op, Create) and isinstance(shown, Create) and op.dtor and shown.dtor:
+            unused = [getattr(mine, "key", None) == UNUSED_KEY for mine in op.dtor]
+            op = replace(op, dtor=tuple(t if u else m for m, t, u in zip(op.dtor, shown.dtor, unused, strict=False)))
+        if isinstance(obs, Exited) and isinstance(seen, Exited):
+            obs = replace(
+                obs,
+                status=obs.status if seen.status is not None else None,
+                ended=obs.ended if seen.ended is not None else None,
+            )
+        out.append((op, obs))
+    return out + back[len(trace) :]
+
+
+@settings(max_examples=40)
+@given(judged_traces())
+def test_decode_inverts_encode_on_accepted_traces(case):
+    """Encoding an accepted trace onto an unrolling and decoding the model gives the trace back."""
+    params, trace = case
+    if judge_trace(trace, params).kind != "accepted":
+        return
+    u = unrolling_for(trace, params)
+    assert encode(trace, u)
+    assert u.s.check() == z3.sat
+    back = _as_shown(decode(u.s.model(), u.e, u.steps, u.frames[-1], read_back=False), trace)
+    assert back == trace, f"{params}\n{format_trace(trace)}\n---\n{format_trace(back)}"

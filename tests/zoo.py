@@ -14,7 +14,7 @@ import hashlib
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -23,17 +23,18 @@ import z3
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import Oracle
-from tsdcheck.checker.prove import to_trace
 from tsdcheck.checker.replay import replay
-from tsdcheck.checker.z3model import MUTATIONS, Bounds, Encoding
-from tsdcheck.checker.z3model import Variant as Z3Variant
 from tsdcheck.drivers.base import Facts, Implementation, ParallelSession, Pipelined, Session
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.ops import Create, Delete, DeleteKey, Fill, GetValue, Obs, Op, Parallel, SetKey, SetValue
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.state import Params
 from tsdcheck.properties import CATALOG, violations
-from tsdcheck.properties.formulas import FORMULAS, StepView
+from tsdcheck.symbolic.encoding import Encoding
+from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.unrolling import Goal, Unrolling, earliest
+from tsdcheck.symbolic.variant import MUTATIONS, Bounds
+from tsdcheck.symbolic.variant import Variant as Z3Variant
 
 SOURCE = Path(__file__).resolve().parent / "c" / "tsd_alt.c"
 """The zoo's C source (in the repository, next to the tests that use it)."""
@@ -486,27 +487,10 @@ def _antecedent(f: z3.BoolRef) -> z3.BoolRef:
     return z3.BoolVal(True)
 
 
-def _bmc(
-    e: Encoding, goals: dict[str, Callable[[StepView], z3.BoolRef]], params: Params, depth: int
-) -> dict[str, list]:
+def _bmc(e: Encoding, goals: dict[str, Goal], params: Params, depth: int) -> dict[str, list]:
     """For each goal, a shortest run of ``e`` whose last step meets it, as a trace."""
-    s = z3.Solver()
-    frames = [e.frame(0)]
-    steps = []
-    s.add(e.initial(frames[0]), e.domain())
-    found: dict[str, list] = {}
-    for i in range(1, depth + 1):
-        if len(found) == len(goals):
-            break
-        frames.append(e.frame(i))
-        steps.append((e.action(i), e.outputs(i)))
-        s.add(e.transition(frames[i - 1], *steps[-1], frames[i]))
-        for name, goal in goals.items():
-            if name in found:
-                continue
-            if s.check(goal(StepView(e, frames[i - 1], *steps[-1], frames[i], params))) == z3.sat:
-                found[name] = to_trace(s.model(), e, steps, frames[i])
-    return found
+    found = earliest(Unrolling(e, params), goals, depth)
+    return {name: hit.trace for name, hit in found.hits.items()}
 
 
 def _lifted(ops: Iterable[Op], z3_limit: int, limit: int) -> tuple[Op, ...]:
@@ -562,12 +546,12 @@ def z3_suite(
     return [Z3Trace(name, ops) for ops, name in suite.items()]
 
 
-def _breaks(checks: Sequence[str]) -> Callable[[StepView], z3.BoolRef]:
+def _breaks(checks: Sequence[str]) -> Goal:
     """A step that breaks one of the properties ``checks``."""
     return lambda view: z3.Or([z3.Not(FORMULAS[pid](view)) for pid in checks])
 
 
-def _reach(formula: Callable[[StepView], z3.BoolRef]) -> Callable[[StepView], z3.BoolRef]:
+def _reach(formula: Goal) -> Goal:
     return lambda view: _antecedent(formula(view))
 
 

@@ -203,9 +203,9 @@ def prove(
     arguments as ``tsdcheck prove`` is; each counterexample is a finding."""
     from dataclasses import asdict
 
-    from tsdcheck.checker.prove import prove_profile
-    from tsdcheck.checker.z3model import Bounds
     from tsdcheck.results import prove_document
+    from tsdcheck.symbolic.prove import prove_profile
+    from tsdcheck.symbolic.variant import Bounds
 
     reading = get_profile(profile)
     bounds = Bounds(keys, threads, values)

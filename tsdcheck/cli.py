@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -29,11 +29,9 @@ from tsdcheck.checker.matrix import IMPLEMENTATIONS, OwnTarget, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.parallel import CaseRun, case_of, judge_recorded, stress
 from tsdcheck.checker.progress import RunProgress, summary
-from tsdcheck.checker.prove import prove_profile, write_smtlib
 from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding, race_name
 from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
-from tsdcheck.checker.z3model import MUTATIONS, Bounds, UnknownMutation, z3_version
 from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts, Implementation
 from tsdcheck.drivers.compile import cache_dir
 from tsdcheck.drivers.pyref import BUGS
@@ -54,6 +52,7 @@ from tsdcheck.results import (
     replay_document,
     to_json,
 )
+from tsdcheck.symbolic.variant import MUTATIONS, Bounds, UnknownMutation
 
 DEFAULT_OUT = "tsdcheck-counterexample.trace"
 PROVE_PROFILES = ("posix", "dec", "glibc")
@@ -262,7 +261,12 @@ def _parser() -> argparse.ArgumentParser:
         "--keys-max", type=int, default=2, help="keys the program may create (PTHREAD_KEYS_MAX in the bound)"
     )
     pr.add_argument("--property", action="append", help="prove only this property (repeatable)")
-    pr.add_argument("--smtlib", metavar="DIR", help="also write each query in SMT-LIB 2 to DIR")
+    pr.add_argument(
+        "--smtlib", metavar="DIR", help="also write every query (BMC, induction steps, invariants) in SMT-LIB 2 to DIR"
+    )
+    pr.add_argument(
+        "--cross-check", action="store_true", help="also take properties proved by induction through BMC to --depth"
+    )
     pr.add_argument("--out", default="tsdcheck-counterexamples", help="directory for counterexample traces")
     pr.add_argument(
         "--break",
@@ -589,6 +593,9 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
 
 
 def _prove(args: argparse.Namespace, console: Console) -> int:
+    from tsdcheck.symbolic.prove import prove_profile, write_smtlib
+    from tsdcheck.symbolic.solver import z3_version
+
     if "list" in args.mutations:
         for name, what in MUTATIONS.items():
             console.print(f"{name}: {what}", markup=False)
@@ -609,11 +616,25 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
         markup=False,
     )
     failed = False
+    err = Console(stderr=True, highlight=False)
+
+    def progress(name: str) -> Callable[[str], None]:
+        return lambda line: err.print(f"prove {name}: {line}", markup=False)
+
     runs = []
     for name in args.profile or PROVE_PROFILES:
         profile = get_profile(name)
         params = profile.params(args.iterations, args.keys_max)
-        run = prove_profile(profile, params, bounds, args.depth, args.property, frozenset(args.mutations))
+        run = prove_profile(
+            profile,
+            params,
+            bounds,
+            args.depth,
+            args.property,
+            frozenset(args.mutations),
+            cross_check=args.cross_check,
+            progress=progress(name),
+        )
         runs.append(run)
         console.print(prove_table(run))
         for outcome in run.outcomes:

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from tsdcheck.checker.fuzz import FuzzResult
     from tsdcheck.checker.matrix import Matrix
     from tsdcheck.checker.parallel import CaseRun, Stress
-    from tsdcheck.checker.prove import ProfileRun
     from tsdcheck.checker.racefuzz import RaceFinding
     from tsdcheck.model.state import Params
+    from tsdcheck.symbolic.results import ProfileRun
 
 SCHEMA = "tsdcheck-result/1"
 EXIT_STATUS = {"conforms": 0, "undefined": 0, "finding": 1, "flaky": 1, "interrupted": 3}

@@ -9,11 +9,11 @@ from rich.table import Table
 
 from tsdcheck.checker.coverage import REACHED, Stats
 from tsdcheck.checker.oracle import Verdict, judge_trace
-from tsdcheck.checker.prove import ProfileRun
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.profiles import load_profiles
 from tsdcheck.properties import BY_ID, violations
+from tsdcheck.symbolic.results import ProfileRun
 
 
 def profile_verdicts(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> dict[str, Verdict]:
@@ -87,9 +87,11 @@ def prove_table(run: ProfileRun) -> Table:
         else:
             result = f"[yellow]{o.status}[/] ({o.note})"
         table.add_row(o.prop, result, str(o.depth), f"{o.seconds:.2f}")
+    took = run.seconds
     table.caption = (
         f"steps: counterexample length or bound proved; seconds: time to the counterexample, or of the "
-        f"induction proof (the shared BMC to depth {run.depth} took {run.bmc_seconds:.1f} s). "
+        f"induction step.  Invariants {took.get('invariants', 0):.1f} s, induction {took.get('induction', 0):.1f} s, "
+        f"BMC to depth {run.bmc_depth} {took.get('bmc', 0):.1f} s.  "
         f"Invariants for induction: {', '.join(run.lemmas) or 'none'}"
     )
     return table

@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tsdcheck.checker.z3model import Bounds, z3_version
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.state import Params
 from tsdcheck.review import findings as fnd
@@ -18,6 +17,8 @@ from tsdcheck.review.seeds import Seeds
 from tsdcheck.review.traceability import Located, locate_rows, prove_statuses
 from tsdcheck.review.variants import Group, Pair, compare, groups
 from tsdcheck.review.witness import Reading, Witness, witness
+from tsdcheck.symbolic.solver import z3_version
+from tsdcheck.symbolic.variant import Bounds
 
 ITERATIONS = 4
 """N for profiles that take it from the implementation: _POSIX_THREAD_DESTRUCTOR_ITERATIONS,

@@ -11,16 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-import z3
-
 from tsdcheck.checker.replay import replay
-from tsdcheck.checker.z3model import CREATE, Bounds, Variant
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.properties.catalog import DEC, POSIX
-from tsdcheck.properties.formulas import StepView
 from tsdcheck.review.looseness import LoosePoint
-from tsdcheck.review.search import Trace, differ, reach
 from tsdcheck.review.witness import Reading, Witness, judge, witness
+from tsdcheck.symbolic.conditions import key_created_while_threads_run
+from tsdcheck.symbolic.search import Trace, differ, reach
+from tsdcheck.symbolic.variant import Bounds, Variant
 
 
 @dataclass(frozen=True)
@@ -181,13 +179,8 @@ def _replays_as(impl_name: str, trace: Trace, reading: Reading) -> bool:
     return bool(observed) and calls(observed) == calls(trace[: len(observed)])
 
 
-def _running_thread(s: StepView) -> z3.BoolRef:
-    """A key created while a thread other than main runs."""
-    return z3.And(s.is_(CREATE), s.out.ok, *[s.pre.status[t] == 1 for t in s.threads if t > 0])
-
-
 def _new_key_in_running_threads(c: Context) -> Finding:
-    found = reach(c.bounds, Variant(c.posix.params), _running_thread, c.depth)
+    found = reach(c.bounds, Variant(c.posix.params), key_created_while_threads_run, c.depth)
     return Finding(
         "A key created while threads run: does the DEC text give NULL in them?",
         (

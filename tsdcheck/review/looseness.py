@@ -12,47 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import z3
-
 from tsdcheck.checker.oracle import Oracle
 from tsdcheck.checker.probes import FAMILIES, REUSE, _observations, family
-from tsdcheck.checker.z3model import CALL, CREATE, FINISH, Bounds, Variant, count, pick
 from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.semantics import step
 from tsdcheck.model.state import Params
-from tsdcheck.properties.formulas import StepView
-from tsdcheck.review.search import Condition, Trace, reach
-
-
-def _order(s: StepView) -> z3.BoolRef:
-    """A destructor call with two keys it could be (due and not yet called in this pass)."""
-    eligible = [z3.And(s.pending(s.pre, k), z3.Not(s.pre.called[k])) for k in s.keys]
-    return z3.And(s.is_(CALL), z3.Not(s.act.boundary), count(eligible) >= 2)
-
-
-def _set_during(s: StepView) -> z3.BoolRef:
-    """A call, within the pass, of a key that was not due when the pass began, while a key
-    that was due is still to be called (so leaving it to the next pass changes the order)."""
-    fresh = z3.Not(pick(s.act.key, list(s.pre.oblig)))
-    return z3.And(s.is_(CALL), z3.Not(s.act.boundary), fresh, z3.Or(s.pre.oblig))
-
-
-def _after_last(s: StepView) -> z3.BoolRef:
-    """The destructor loop ends while values remain (only after the required passes)."""
-    return z3.And(s.is_(FINISH), z3.Or([s.pending(s.pre, k) for k in s.keys]))
-
-
-def _reuse(s: StepView) -> z3.BoolRef:
-    """A key is created after another was deleted."""
-    dead = [z3.And(m, z3.Not(live)) for m, live in zip(s.pre.made, s.pre.live, strict=True)]
-    return z3.And(s.is_(CREATE), s.out.ok, z3.Or(dead))
-
+from tsdcheck.symbolic.conditions import after_last_pass, key_reused, order_open, set_during_pass
+from tsdcheck.symbolic.search import Condition, Trace, reach
+from tsdcheck.symbolic.variant import Bounds, Variant
 
 CHOICE_POINTS: dict[str, Condition] = {
-    "order within a pass": _order,
-    "set during a pass": _set_during,
-    "after the last pass": _after_last,
-    REUSE: _reuse,
+    "order within a pass": order_open,
+    "set during a pass": set_during_pass,
+    "after the last pass": after_last_pass,
+    REUSE: key_reused,
 }
 """Where each choice family of the model is open, in terms of the Z3 encoding."""
 

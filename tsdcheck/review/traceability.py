@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsdcheck.checker.prove import prove_profile
-from tsdcheck.checker.z3model import Bounds
 from tsdcheck.model.profiles import get_profile
-from tsdcheck.properties.formulas import FORMULAS
 from tsdcheck.properties.traceability import ROWS, Row
 from tsdcheck.review.matrixdata import MatrixData
 from tsdcheck.review.seeds import Seeds
 from tsdcheck.review.witness import Reading
+from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.prove import prove_profile
+from tsdcheck.symbolic.variant import Bounds
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsdcheck.checker.z3model import Bounds, Variant
 from tsdcheck.model.profiles import load_profiles
 from tsdcheck.model.state import Params
-from tsdcheck.review.search import Trace, differ
 from tsdcheck.review.witness import Reading, Witness, judge, witness
+from tsdcheck.symbolic.search import Trace, differ
+from tsdcheck.symbolic.variant import Bounds, Variant
 
 
 @dataclass(frozen=True)

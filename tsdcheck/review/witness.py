@@ -14,7 +14,7 @@ from tsdcheck.drivers.pyref import PyRef
 from tsdcheck.model.profiles import load_profiles
 from tsdcheck.model.state import Params
 from tsdcheck.model.text import format_trace
-from tsdcheck.review.search import Trace
+from tsdcheck.symbolic.search import Trace
 
 
 @dataclass(frozen=True)

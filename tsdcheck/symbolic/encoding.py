@@ -11,373 +11,65 @@ process's ``exit()`` or return from main, after which nothing happens.
 The spec's looseness is free choice: which due key is called next, where passes end, stop or
 go on after the last required pass, and the value of a new key.
 
-A key's destructor program and its value (``raw``) never change once the key exists, and key
-names are never reused, so both are per-trace constants rather than per-frame state.
-
 The transition relation is built once over template variables and copied to each depth with
-``z3.substitute``: building terms in Python would otherwise dominate small queries.
+``z3.substitute``: building terms in Python would otherwise dominate small queries.  One
+operation is one ``_case`` method: adding an operation adds its code to ``vocab``, a case here
+and its reading in ``codec``; nothing that unrolls the relation changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 import z3
 
-from tsdcheck.model.state import Params
-
-# Operations, micro-steps included.
-SPAWN, CREATE, DELETE, SET, GET, BEGIN, CALL, FINISH, HANDLER, PUSH, POP, FORK, END = range(13)
-OP_NAMES = (
-    "spawn",
-    "create",
-    "delete",
-    "set",
-    "get",
-    "begin",
-    "call",
-    "finish",
-    "handler",
-    "push",
-    "pop",
-    "fork",
-    "end",
+from tsdcheck.symbolic.frame import Action, Frame, Globals, Outputs, Program, due, pick
+from tsdcheck.symbolic.variant import Bounds, Variant
+from tsdcheck.symbolic.vocab import (
+    BEGIN,
+    BY_ASYNC_CANCEL,
+    BY_CANCEL,
+    BY_MAIN_RETURN,
+    BY_PTHREAD_EXIT,
+    BY_RETURN,
+    CALL,
+    CANCEL,
+    CREATE,
+    DELETE,
+    DELKEY,
+    END,
+    FINISH,
+    GET,
+    HANDLER,
+    JOINED_CANCELED,
+    JOINED_RETURNED,
+    NEWKEY,
+    NO_KEY,
+    NOT_JOINED,
+    NOTHING,
+    POP,
+    PUSH,
+    RESET,
+    SET,
+    SETKEY,
+    SPAWN,
 )
-
-# How a thread ends (the operand of ``begin``) and what joining it gives (``finish``'s ``got``).
-BY_RETURN, BY_PTHREAD_EXIT, BY_CANCEL, BY_ASYNC_CANCEL = range(4)
-NOT_JOINED, JOINED_RETURNED, JOINED_CANCELED = range(3)
-# How the process ends (the operand of ``end``).
-BY_EXIT_CALL, BY_MAIN_RETURN = range(2)
-
-# Instructions of a destructor program's body (``get`` is a separate flag: it comes first).
-NOTHING, RESET, SETKEY, DELKEY, NEWKEY, CANCEL = range(6)
-NO_KEY = -1
-
-MUTATIONS = {
-    "no-clear": "the value is cleared after the destructor runs instead of before",
-    "pass-long": "one pass more than PTHREAD_DESTRUCTOR_ITERATIONS",
-    "no-rescan": "the exit may stop after the first pass while values remain",
-    "eagain-early": "create fails one key before the limit",
-    "eagain-never": "create never fails",
-    "shared-values": "a set stores the value in every thread",
-    "dtor-for-null": "a destructor may be called for a NULL value",
-    "cleanup-after-dtors": "cleanup handlers may run after destructor calls (dietlibc 0.34)",
-    "exit-runs-dtors": "exit() runs the main thread's destructors",
-    "main-exit-ends-process": "pthread_exit in the main thread ends the process",
-    "cancel-in-exit": "a cancellation requested in a destructor after a return is acted on (glibc 2.36)",
-    "cancel-joins-returned": "joining a cancelled thread gives its own value, not PTHREAD_CANCELED",
-    "pop-always-runs": "pthread_cleanup_pop runs the handler even when execute is 0",
-    "fork-loses-values": "the child's thread starts with NULL values after fork",
-}
-"""Deliberately broken rules, to show that a property catches what it should (tests only)."""
-
-
-class UnknownMutation(ValueError):
-    """A ``--break`` rule the encoding does not know."""
-
-
-def z3_version() -> str:
-    return str(z3.get_version_string())
-
-
-@dataclass(frozen=True)
-class Bounds:
-    keys: int = 3
-    threads: int = 2
-    values: int = 2
-    body: int = 2
-    handlers: int = 1
-    """Cleanup handlers a thread can have pushed at once."""
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            least = 0 if f.name in ("body", "handlers") else 1
-            if getattr(self, f.name) < least:
-                raise ValueError(f"--{f.name} must be at least {least}")
-
-
-@dataclass(frozen=True)
-class Variant:
-    """The reading being encoded: the profile's parameters and any deliberately broken rules."""
-
-    params: Params
-    mutations: frozenset[str] = frozenset()
-
-    def __post_init__(self) -> None:
-        unknown = self.mutations - set(MUTATIONS)
-        if unknown:
-            known = ", ".join(sorted(MUTATIONS))
-            raise UnknownMutation(f"unknown rule to break {sorted(unknown)[0]!r} (known: {known})")
-
-    @property
-    def passes(self) -> int:
-        return self.params.iterations + (1 if "pass-long" in self.mutations else 0)
-
-
-@dataclass(frozen=True)
-class Program:
-    """A key's destructor, as constants: whether it has one, observes first, and its body."""
-
-    has: z3.BoolRef
-    observe: z3.BoolRef
-    kind: tuple[z3.ArithRef, ...]
-    value: tuple[z3.ArithRef, ...]
-    times: tuple[z3.ArithRef, ...]
-    key: tuple[z3.ArithRef, ...]
-
-
-@dataclass(frozen=True)
-class Globals:
-    programs: tuple[Program, ...]
-    raw: tuple[z3.ArithRef, ...]
-
-
-def make_globals(b: Bounds) -> Globals:
-    def program(k: int) -> Program:
-        def ints(name: str) -> tuple[z3.ArithRef, ...]:
-            return tuple(z3.Int(f"{name}_k{k}_{j}") for j in range(b.body))
-
-        return Program(
-            z3.Bool(f"has_k{k}"), z3.Bool(f"observe_k{k}"), ints("kind"), ints("ival"), ints("times"), ints("ikey")
-        )
-
-    return Globals(tuple(program(k) for k in range(b.keys)), tuple(z3.Int(f"raw_k{k}") for k in range(b.keys)))
-
-
-@dataclass(frozen=True)
-class Frame:
-    """The state between two steps."""
-
-    next_key: z3.ArithRef
-    live: tuple[z3.BoolRef, ...]
-    made: tuple[z3.BoolRef, ...]
-    """Keys created successfully at some point (for the DEC reading of unique keys)."""
-    status: tuple[z3.ArithRef, ...]
-    """Per thread: 0 not yet spawned, 1 running, 2 ended (or gone with a fork).  Thread 0 is main."""
-    detached: tuple[z3.BoolRef, ...]
-    val: tuple[tuple[z3.ArithRef, ...], ...]
-    """val[t][k]: thread t's value for key k, 0 for NULL."""
-    depth: tuple[z3.ArithRef, ...]
-    """Per thread: cleanup handlers pushed and not popped."""
-    stack: tuple[tuple[z3.ArithRef, ...], ...]
-    """stack[t][i]: the i-th handler thread t pushed (meaningful below ``depth[t]``)."""
-    ended: z3.BoolRef
-    """The process has ended: exit(), return from main, or its last thread ended."""
-    exiting: z3.ArithRef
-    """The thread in its cleanup handlers or destructor loop, or -1."""
-    how: z3.ArithRef
-    """How the exiting thread ends (``BY_RETURN``, ...), or -1."""
-    pass_no: z3.ArithRef
-    oblig: tuple[z3.BoolRef, ...]
-    """Keys due at the start of this pass that the pass has not dealt with yet."""
-    called: tuple[z3.BoolRef, ...]
-    count: tuple[z3.ArithRef, ...]
-    """Destructor calls so far per key in the exiting thread (programs act on the first ones)."""
-
-    def variables(self) -> list[z3.ExprRef]:
-        out: list[z3.ExprRef] = [self.next_key, self.exiting, self.pass_no, self.ended, self.how]
-        out += [*self.live, *self.made, *self.status, *self.detached, *self.depth]
-        out += [*self.oblig, *self.called, *self.count]
-        return out + [v for row in (*self.val, *self.stack) for v in row]
-
-    def nlive(self) -> z3.ArithRef:
-        return count(self.live)
-
-    def pending(self, g: Globals, t: z3.ArithRef, k: int) -> z3.BoolRef:
-        return due(g, self.live, self.val, t, k)
-
-    def handlers_left(self, t: z3.ArithRef) -> z3.ArithRef:
-        return pick(t, list(self.depth))
-
-    def top(self, t: z3.ArithRef) -> z3.ArithRef:
-        """The handler on top of thread t's cleanup stack (-1 when the bound allows none)."""
-        if not self.stack[0]:
-            return z3.IntVal(-1)
-        return pick(t, [pick(d - 1, list(row)) for row, d in zip(self.stack, self.depth, strict=True)])
-
-    def others_running(self, t: z3.ArithRef) -> z3.BoolRef:
-        return z3.Or([z3.And(t != ti, s == 1) for ti, s in enumerate(self.status)])
-
-
-def make_frame(b: Bounds, tag: str) -> Frame:
-    K, T = range(b.keys), range(b.threads)
-    return Frame(
-        next_key=z3.Int(f"next_key@{tag}"),
-        live=tuple(z3.Bool(f"live_k{k}@{tag}") for k in K),
-        made=tuple(z3.Bool(f"made_k{k}@{tag}") for k in K),
-        status=tuple(z3.Int(f"status_t{t}@{tag}") for t in T),
-        detached=tuple(z3.Bool(f"detached_t{t}@{tag}") for t in T),
-        val=tuple(tuple(z3.Int(f"val_t{t}_k{k}@{tag}") for k in K) for t in T),
-        depth=tuple(z3.Int(f"depth_t{t}@{tag}") for t in T),
-        stack=tuple(tuple(z3.Int(f"stack_t{t}_{i}@{tag}") for i in range(b.handlers)) for t in T),
-        ended=z3.Bool(f"ended@{tag}"),
-        exiting=z3.Int(f"exiting@{tag}"),
-        how=z3.Int(f"how@{tag}"),
-        pass_no=z3.Int(f"pass@{tag}"),
-        oblig=tuple(z3.Bool(f"oblig_k{k}@{tag}") for k in K),
-        called=tuple(z3.Bool(f"called_k{k}@{tag}") for k in K),
-        count=tuple(z3.Int(f"count_k{k}@{tag}") for k in K),
-    )
-
-
-@dataclass(frozen=True)
-class Action:
-    """The step's operation and its operands (free choices where the spec is loose)."""
-
-    op: z3.ArithRef
-    thread: z3.ArithRef
-    key: z3.ArithRef
-    value: z3.ArithRef
-    boundary: z3.BoolRef
-    """For a call: a new pass starts before it."""
-
-    def variables(self) -> list[z3.ExprRef]:
-        return [self.op, self.thread, self.key, self.value, self.boundary]
-
-
-@dataclass(frozen=True)
-class Outputs:
-    """What the step lets the application observe."""
-
-    ok: z3.BoolRef
-    """create, delete, set: returned 0 (create: rather than EAGAIN); pop: a handler ran;
-    finish: the process ended with the thread."""
-    got: z3.ArithRef
-    """get: the value read; call: the destructor's argument; handler and pop: the handler;
-    finish: what joining the thread gave (``NOT_JOINED`` for a detached thread)."""
-    seen: z3.ArithRef
-    """call: what the program's leading ``get`` read of its own key."""
-    fired: tuple[z3.BoolRef, ...]
-    """call: which body instructions acted (and so were observed)."""
-    new_ok: tuple[z3.BoolRef, ...]
-    """call: for a ``new`` instruction, whether the key was created."""
-    new_key: tuple[z3.ArithRef, ...]
-    """call: the key name a ``new`` instruction used."""
-    acted: tuple[z3.BoolRef, ...]
-    """call: for a ``cancel`` instruction, whether the cancellation was acted on."""
-
-    def variables(self) -> list[z3.ExprRef]:
-        return [self.ok, self.got, self.seen, *self.fired, *self.new_ok, *self.new_key, *self.acted]
-
-
-def make_action(tag: str) -> Action:
-    return Action(
-        z3.Int(f"op@{tag}"),
-        z3.Int(f"thread@{tag}"),
-        z3.Int(f"key@{tag}"),
-        z3.Int(f"value@{tag}"),
-        z3.Bool(f"boundary@{tag}"),
-    )
-
-
-def make_outputs(b: Bounds, tag: str) -> Outputs:
-    J = range(b.body)
-    return Outputs(
-        z3.Bool(f"ok@{tag}"),
-        z3.Int(f"got@{tag}"),
-        z3.Int(f"seen@{tag}"),
-        tuple(z3.Bool(f"fired_{j}@{tag}") for j in J),
-        tuple(z3.Bool(f"new_ok_{j}@{tag}") for j in J),
-        tuple(z3.Int(f"new_key_{j}@{tag}") for j in J),
-        tuple(z3.Bool(f"acted_{j}@{tag}") for j in J),
-    )
-
-
-def distinct_raws(g: Globals, held: tuple[z3.BoolRef, ...]) -> z3.BoolRef:
-    """The keys flagged in ``held`` have pairwise different values."""
-    n = len(held)
-    pairs = [z3.Implies(z3.And(held[i], held[j]), g.raw[i] != g.raw[j]) for i in range(n) for j in range(i + 1, n)]
-    return z3.And(pairs) if pairs else z3.BoolVal(True)
-
-
-def count(flags: Sequence[z3.BoolRef]) -> z3.ArithRef:
-    return z3.Sum([z3.If(x, 1, 0) for x in flags])
-
-
-def cell(val: Sequence[Sequence[z3.ArithRef]], t: z3.ArithRef, k: z3.ArithRef) -> z3.ArithRef:
-    """val[t][k] for a symbolic thread and key."""
-    return pick(t, [pick(k, list(row)) for row in val])
-
-
-def due(
-    g: Globals, live: Sequence[z3.BoolRef], val: Sequence[Sequence[z3.ArithRef]], t: z3.ArithRef, k: int
-) -> z3.BoolRef:
-    """Key k's destructor is due in thread t: live, with a destructor, non-NULL."""
-    return z3.And(live[k], g.programs[k].has, pick(t, [row[k] for row in val]) != 0)
-
-
-def pick(index: z3.ArithRef, items: list[z3.ExprRef]) -> z3.ExprRef:
-    """items[index] for a symbolic index (the last item when out of range)."""
-    out = items[-1]
-    for i in range(len(items) - 2, -1, -1):
-        out = z3.If(index == i, items[i], out)
-    return out
-
 
 # --- the transition relation -----------------------------------------------------------------
 
 
-@dataclass
-class _Work:
-    """A frame under construction: plain lists, updated in place while a step is built."""
+@dataclass(eq=False)
+class _Work(Frame):
+    """A frame under construction: its lists are updated in place while a step is built."""
 
-    next_key: z3.ArithRef
-    live: list[z3.BoolRef]
-    made: list[z3.BoolRef]
-    status: list[z3.ArithRef]
-    detached: list[z3.BoolRef]
-    val: list[list[z3.ArithRef]]
-    depth: list[z3.ArithRef]
-    stack: list[list[z3.ArithRef]]
-    ended: z3.BoolRef
-    exiting: z3.ArithRef
-    how: z3.ArithRef
-    pass_no: z3.ArithRef
-    oblig: list[z3.BoolRef]
-    called: list[z3.BoolRef]
-    count: list[z3.ArithRef]
     guard: list[z3.BoolRef] = field(default_factory=list)
 
     @staticmethod
     def of(f: Frame) -> _Work:
-        return _Work(
-            f.next_key,
-            list(f.live),
-            list(f.made),
-            list(f.status),
-            list(f.detached),
-            [list(r) for r in f.val],
-            list(f.depth),
-            [list(r) for r in f.stack],
-            f.ended,
-            f.exiting,
-            f.how,
-            f.pass_no,
-            list(f.oblig),
-            list(f.called),
-            list(f.count),
-        )
+        return _Work(**f.copy())
 
     def frame(self) -> Frame:
-        return Frame(
-            self.next_key,
-            tuple(self.live),
-            tuple(self.made),
-            tuple(self.status),
-            tuple(self.detached),
-            tuple(tuple(r) for r in self.val),
-            tuple(self.depth),
-            tuple(tuple(r) for r in self.stack),
-            self.ended,
-            self.exiting,
-            self.how,
-            self.pass_no,
-            tuple(self.oblig),
-            tuple(self.called),
-            tuple(self.count),
-        )
+        return Frame(**{f.name: getattr(self, f.name) for f in fields(Frame)})
 
     def pop_handler(self, t: z3.ArithRef) -> None:
         self.depth = [z3.If(t == ti, d - 1, d) for ti, d in enumerate(self.depth)]
@@ -395,36 +87,27 @@ class _Work:
             for row in self.val:
                 row[ki] = z3.If(hit, 0, row[ki])
 
-    def nlive(self) -> z3.ArithRef:
-        return count(self.live)
-
-    def value(self, t: z3.ArithRef, k: z3.ArithRef) -> z3.ArithRef:
-        return cell(self.val, t, k)
-
-    def is_live(self, k: z3.ArithRef) -> z3.BoolRef:
-        return z3.Or([z3.And(k == ki, x) for ki, x in enumerate(self.live)])
-
 
 class Encoding:
     """The model for one ``Bounds`` and ``Variant``: initial state, transition, properties' inputs."""
 
     def __init__(self, bounds: Bounds, variant: Variant) -> None:
         self.bounds, self.variant = bounds, variant
-        self.g = make_globals(bounds)
-        self._pre, self._post = make_frame(bounds, "pre"), make_frame(bounds, "post")
-        self._act, self._out = make_action("act"), make_outputs(bounds, "act")
+        self.g = Globals.make(bounds)
+        self._pre, self._post = self.frame("pre"), self.frame("post")
+        self._act, self._out = self.action("act"), self.outputs("act")
         self._template = z3.simplify(self._transition(self._pre, self._act, self._out, self._post))
 
     # frames per depth ------------------------------------------------------------------------
 
-    def frame(self, i: int) -> Frame:
-        return make_frame(self.bounds, str(i))
+    def frame(self, i: int | str) -> Frame:
+        return Frame.make(self.bounds, str(i))
 
-    def action(self, i: int) -> Action:
-        return make_action(str(i))
+    def action(self, i: int | str) -> Action:
+        return Action.make(self.bounds, str(i))
 
-    def outputs(self, i: int) -> Outputs:
-        return make_outputs(self.bounds, str(i))
+    def outputs(self, i: int | str) -> Outputs:
+        return Outputs.make(self.bounds, str(i))
 
     def transition(self, pre: Frame, act: Action, out: Outputs, post: Frame) -> z3.BoolRef:
         """The step relation between two frames, copied from the template by substitution."""
@@ -438,18 +121,7 @@ class Encoding:
 
     def initial(self, f: Frame) -> z3.BoolRef:
         """One running thread (main), no keys, no values, no handlers, no exit under way."""
-        return z3.And(
-            f.next_key == 0,
-            *[z3.Not(x) for x in (*f.live, *f.made, *f.oblig, *f.called, *f.detached, f.ended)],
-            f.status[0] == 1,
-            *[s == 0 for s in f.status[1:]],
-            *[v == 0 for row in (*f.val, *f.stack) for v in row],
-            *[d == 0 for d in f.depth],
-            f.exiting == -1,
-            f.how == -1,
-            f.pass_no == 0,
-            *[c == 0 for c in f.count],
-        )
+        return f.initial()
 
     def domain(self) -> z3.BoolRef:
         """What the prover ranges over: programs of known instructions with small operands."""

@@ -1,18 +1,74 @@
-"""Is an observed trace a behaviour of the Z3 encoding?  The second judge of a trace.
+"""Traces in and out of the encoding: ``decode`` reads a model of an unrolling back as a trace of
+the trace language, ``encode`` pins an unrolling to what a trace shows.
 
-The Python model judges a trace by following it; here the trace pins the operations and
-observations of an unrolling of the Z3 transition relation, and Z3 decides whether some
-choice of the spec's free variables (call order, pass boundaries, stop or go on) explains it.
-Tests compare the two judges on random traces: they are two encodings of one spec.
+``feasible`` is the second judge of a trace: the trace pins the operations and observations of
+an unrolling, and Z3 decides whether some choice of the spec's free variables (call order,
+pass boundaries, stop or go on) explains it.  Tests compare it with the Python model on random
+traces (two encodings of one spec), and check that ``decode`` inverts ``encode``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import z3
 
-from tsdcheck.checker.z3model import (
+from tsdcheck.model.ops import (
+    CANCELED,
+    EAGAIN,
+    NEW_KEY_PROGRAM,
+    OK,
+    PTHREAD_EXIT,
+    RETURN,
+    RETURNED,
+    Call,
+    Cancel,
+    CancelSeen,
+    CancelSelf,
+    Code,
+    Crash,
+    Create,
+    Created,
+    Delete,
+    DeleteKey,
+    DeleteSeen,
+    Effect,
+    End,
+    Ended,
+    Exit,
+    Exited,
+    Fill,
+    Fork,
+    GetOwn,
+    GetSeen,
+    GetValue,
+    Got,
+    HandlerRun,
+    Hang,
+    Instr,
+    NewKey,
+    NewSeen,
+    Obs,
+    Op,
+    Pop,
+    Program,
+    Ptr,
+    Push,
+    Ran,
+    Reset,
+    ResetSeen,
+    SetKey,
+    SetSeen,
+    SetValue,
+    Spawn,
+)
+from tsdcheck.model.state import Params
+from tsdcheck.symbolic.encoding import Encoding
+from tsdcheck.symbolic.frame import Action, Frame, Outputs
+from tsdcheck.symbolic.unrolling import Unrolling
+from tsdcheck.symbolic.variant import Bounds, Variant
+from tsdcheck.symbolic.vocab import (
     BEGIN,
     BY_ASYNC_CANCEL,
     BY_CANCEL,
@@ -41,59 +97,165 @@ from tsdcheck.checker.z3model import (
     SET,
     SETKEY,
     SPAWN,
-    Action,
-    Bounds,
-    Encoding,
-    Outputs,
-    Variant,
 )
-from tsdcheck.model.ops import (
-    CANCELED,
-    EAGAIN,
-    NEW_KEY_PROGRAM,
-    OK,
-    PTHREAD_EXIT,
-    RETURNED,
-    Call,
-    Cancel,
-    CancelSeen,
-    CancelSelf,
-    Code,
-    Crash,
-    Create,
-    Created,
-    Delete,
-    DeleteKey,
-    DeleteSeen,
-    Effect,
-    End,
-    Ended,
-    Exit,
-    Exited,
-    Fill,
-    Fork,
-    GetOwn,
-    GetSeen,
-    GetValue,
-    Got,
-    Hang,
-    NewKey,
-    NewSeen,
-    Obs,
-    Op,
-    Pop,
-    Program,
-    Ptr,
-    Push,
-    Ran,
-    Reset,
-    ResetSeen,
-    SetKey,
-    SetSeen,
-    SetValue,
-    Spawn,
-)
-from tsdcheck.model.state import Params
+
+# --- decode: a model as a trace ------------------------------------------------------------------
+
+UNUSED_KEY = 1 << 30
+"""The key name a trace gives a program operand that names no key within the bound."""
+
+
+@dataclass
+class _Reader:
+    m: z3.ModelRef
+    e: Encoding
+
+    def num(self, x: z3.ExprRef) -> int:
+        return int(self.m.eval(x, model_completion=True).as_long())  # type: ignore[attr-defined]
+
+    def truth(self, x: z3.ExprRef) -> bool:
+        return bool(z3.is_true(self.m.eval(x, model_completion=True)))
+
+    def program(self, k: int) -> Program | None:
+        p = self.e.g.programs[k]
+        if not self.truth(p.has):
+            return None
+        body: list[Instr] = [GetOwn()] if self.truth(p.observe) else []
+        for j in range(self.e.bounds.body):
+            kind, v = self.num(p.kind[j]), self.num(p.value[j])
+            target = self.num(p.key[j])
+            target = UNUSED_KEY if target == NO_KEY else target
+            if kind == RESET:
+                body.append(Reset(v, self.num(p.times[j])))
+            elif kind == SETKEY:
+                body.append(SetKey(target, v))
+            elif kind == DELKEY:
+                body.append(DeleteKey(target))
+            elif kind == NEWKEY:
+                body.append(NewKey(v))
+            elif kind == CANCEL:
+                body.append(CancelSelf())
+        return tuple(body)
+
+    def call(self, a: Action, o: Outputs) -> Call:
+        k = self.num(a.key)
+        p = self.e.g.programs[k]
+        effects: list[Effect] = [GetSeen(self.num(o.seen))] if self.truth(p.observe) else []
+        for j in range(self.e.bounds.body):
+            if not self.truth(o.fired[j]):
+                continue
+            kind, target = self.num(p.kind[j]), self.num(p.key[j])
+            if kind == RESET:
+                effects.append(ResetSeen(OK))
+            elif kind == SETKEY:
+                effects.append(SetSeen(target, OK))
+            elif kind == DELKEY:
+                effects.append(DeleteSeen(target, OK))
+            elif kind == CANCEL:
+                effects.append(CancelSeen(self.truth(o.acted[j])))
+            else:
+                new = self.num(o.new_key[j])
+                made = self.truth(o.new_ok[j])
+                effects.append(NewSeen(new, OK if made else EAGAIN, self.num(self.e.g.raw[new]) if made else None))
+        return Call(k, self.num(o.got), tuple(effects))
+
+
+@dataclass
+class _Ending:
+    """A thread's end being read back: its operation, handlers and calls so far."""
+
+    op: Exit | Cancel
+    handlers: list[HandlerRun] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    after_end: int | None = None
+    """The trace index of the process's end this exit follows (a broken exit() only)."""
+
+    def step(self, status: str | None = None, ended: str | None = None) -> tuple[Op, Obs]:
+        return self.op, Exited(tuple(self.calls), tuple(self.handlers), status, ended)
+
+
+def _ending_op(t: int, how: int) -> Exit | Cancel:
+    if how >= BY_CANCEL:
+        return Cancel(t, asynchronous=how == BY_ASYNC_CANCEL)
+    return Exit(t, PTHREAD_EXIT if how == BY_PTHREAD_EXIT else RETURN)
+
+
+def decode(
+    m: z3.ModelRef,
+    e: Encoding,
+    steps: Iterable[tuple[Action, Outputs]],
+    last: Frame,
+    read_back: bool = True,
+) -> list[tuple[Op, Obs]]:
+    """The trace a model of the unrolling describes.
+
+    An exit cut short ends the trace.  Otherwise, unless the process has ended, the trace ends
+    by reading every live key in every running thread (as the model says they read in
+    ``last``), so that a violation in the state is observable when the trace is replayed on an
+    implementation (unless ``read_back`` is off).
+    """
+    r = _Reader(m, e)
+    trace: list[tuple[Op, Obs]] = []
+    ending: _Ending | None = None
+    end_at: int | None = None
+    for a, o in steps:
+        op, t, k, v = r.num(a.op), r.num(a.thread), r.num(a.key), r.num(a.value)
+        if op == SPAWN:
+            trace.append((Spawn(t, detached=v == 1), Code(OK)))
+        elif op == CREATE:
+            made = r.truth(o.ok)
+            trace.append((Create(k, r.program(k)), Created(OK, r.num(e.g.raw[k])) if made else Created(EAGAIN)))
+        elif op == DELETE:
+            trace.append((Delete(k), Code(OK)))
+        elif op == SET:
+            trace.append((SetValue(t, k, v), Code(OK)))
+        elif op == GET:
+            trace.append((GetValue(t, k), Got(r.num(o.got))))
+        elif op == PUSH:
+            trace.append((Push(t, v), Code(OK)))
+        elif op == POP:
+            trace.append((Pop(t, v == 1), Ran((r.num(o.got),) if r.truth(o.ok) else ())))
+        elif op == FORK:
+            trace.append((Fork(t), Code(OK)))
+        elif op == END:
+            end_at = len(trace)
+            trace.append((End("return" if v == BY_MAIN_RETURN else "exit"), Ended("0")))
+        elif op == BEGIN:
+            ending = _Ending(_ending_op(t, v), after_end=end_at)
+        elif op == HANDLER and ending:
+            ending.handlers.append(HandlerRun(r.num(o.got), len(ending.calls)))
+        elif op == CALL and ending:
+            ending.calls.append(r.call(a, o))
+        elif op == FINISH and ending:
+            joined = {JOINED_RETURNED: RETURNED, JOINED_CANCELED: CANCELED}.get(r.num(o.got))
+            _close(trace, ending, joined, "0" if r.truth(o.ok) else None)
+            ending = None
+    if ending:
+        _close(trace, ending, None, None)
+        return trace
+    if r.truth(last.ended) or not read_back:
+        return trace
+    for t in range(e.bounds.threads):
+        if r.num(last.status[t]) == 1:
+            live = [k for k in range(e.bounds.keys) if r.truth(last.live[k])]
+            trace += [(GetValue(t, k), Got(r.num(last.val[t][k]))) for k in live]
+    return trace
+
+
+def _close(trace: list[tuple[Op, Obs]], ending: _Ending, status: str | None, ended: str | None) -> None:
+    """Add a thread's end to the trace; after the process's end, its calls belong to that end."""
+    if ending.after_end is None:
+        trace.append(ending.step(status, ended))
+        return
+    op, obs = trace[ending.after_end]
+    assert isinstance(obs, Ended)
+    trace[ending.after_end] = (
+        op,
+        Ended(obs.status, obs.calls + tuple(ending.calls), obs.handlers + tuple(ending.handlers)),
+    )
+
+
+# --- encode: a trace pinned onto an unrolling ---------------------------------------------------
 
 
 class Unsupported(ValueError):
@@ -138,19 +300,23 @@ def _ptr(v: Ptr) -> int | None:
     return v if isinstance(v, int) else None
 
 
-class _Unrolling:
-    """Frames added one step at a time, each pinned to what the trace shows."""
+@dataclass
+class _Pins:
+    """An unrolling grown one step per operation or micro-step, each pinned to what the trace shows."""
 
-    def __init__(self, e: Encoding) -> None:
-        self.e, self.s = e, z3.Solver()
-        self.frames = [e.frame(0)]
-        self.s.add(e.initial(self.frames[0]))
+    u: Unrolling
+
+    @property
+    def e(self) -> Encoding:
+        return self.u.e
+
+    @property
+    def s(self) -> z3.Solver:
+        return self.u.s
 
     def step(self, op: int, thread: int = 0, key: int = 0, value: int = 0) -> tuple[Action, Outputs]:
-        i = len(self.frames)
-        a, o = self.e.action(i), self.e.outputs(i)
-        self.frames.append(self.e.frame(i))
-        self.s.add(self.e.transition(self.frames[i - 1], a, o, self.frames[i]))
+        view = self.u.grow()
+        a, o = view.act, view.out
         self.s.add(a.op == op, a.thread == thread, a.key == key, a.value == value)
         return a, o
 
@@ -200,7 +366,7 @@ def _effect_matches(instr: object, seen: Effect, o: Outputs, j: int, e: Encoding
     return z3.BoolVal(False)
 
 
-def _call(u: _Unrolling, t: int, c: Call, programs: dict[int, Program | None]) -> bool:
+def _call(u: _Pins, t: int, c: Call, programs: dict[int, Program | None]) -> bool:
     """Pin one destructor call; False when it can be refuted without Z3."""
     arg = _ptr(c.arg)
     if arg is None:
@@ -231,7 +397,7 @@ def _call(u: _Unrolling, t: int, c: Call, programs: dict[int, Program | None]) -
     return True
 
 
-def _ending(u: _Unrolling, t: int, how: int, obs: Exited, programs: dict[int, Program | None]) -> bool:
+def _ending(u: _Pins, t: int, how: int, obs: Exited, programs: dict[int, Program | None]) -> bool:
     """Pin a thread's end: its handlers (each after the calls it follows), its calls, its join."""
     u.step(BEGIN, t, value=how)
     handlers = list(obs.handlers)
@@ -256,10 +422,22 @@ def _ending(u: _Unrolling, t: int, how: int, obs: Exited, programs: dict[int, Pr
     return True
 
 
+def unrolling_for(trace: list[tuple[Op, Obs]], params: Params) -> Unrolling:
+    """An unpinned unrolling, under ``params``, big enough for ``trace``."""
+    return Unrolling(Encoding(bounds_for(trace), Variant(params)), params, domain=False)
+
+
 def feasible(trace: list[tuple[Op, Obs]], params: Params) -> bool:
     """Whether the Z3 encoding of the model under ``params`` can produce ``trace``."""
-    e = Encoding(bounds_for(trace), Variant(params))
-    u = _Unrolling(e)
+    u = unrolling_for(trace, params)
+    return encode(trace, u) and u.s.check() == z3.sat
+
+
+def encode(trace: list[tuple[Op, Obs]], unrolling: Unrolling) -> bool:
+    """Pin ``unrolling`` (fresh, without the prover's domain) to ``trace``; False when the trace
+    is refuted without asking Z3 (a hang, a crash, an observation the encoding cannot show)."""
+    u = _Pins(unrolling)
+    e = u.e
     programs: dict[int, Program | None] = {}
     for op, obs in trace:
         if isinstance(obs, (Hang, Crash)) or (not isinstance(obs, Exited) and obs.calls):
@@ -315,4 +493,4 @@ def feasible(trace: list[tuple[Op, Obs]], params: Params) -> bool:
                     return False
             case _:
                 return False
-    return u.s.check() == z3.sat
+    return True

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 import z3
 
-from tsdcheck.checker.z3model import (
+from tsdcheck.model.state import Params
+from tsdcheck.symbolic.encoding import Encoding
+from tsdcheck.symbolic.frame import Action, Frame, Outputs, cell, distinct_raws, pick
+from tsdcheck.symbolic.vocab import (
     BY_CANCEL,
     CALL,
     CREATE,
@@ -28,15 +31,7 @@ from tsdcheck.checker.z3model import (
     POP,
     SET,
     SPAWN,
-    Action,
-    Encoding,
-    Frame,
-    Outputs,
-    cell,
-    distinct_raws,
-    pick,
 )
-from tsdcheck.model.state import Params
 
 
 @dataclass(frozen=True)

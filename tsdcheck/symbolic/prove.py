@@ -1,0 +1,246 @@
+"""Proving the catalog on the Z3 encoding: invariants, k-induction, then bounded model checking.
+
+Induction comes first because it is cheap and settles every depth at once.  The invariants
+are candidate lemmas filtered Houdini-style (``lemmas``), so they hold in every reachable
+state; a property is k-inductive when, from any states satisfying them, k-1 steps that keep
+the property cannot be followed by one that breaks it.  With its base case (no violation in
+the first k-1 steps, checked by BMC) that proves it for all depths.  One induction unrolling
+is shared by all properties, grown one step only for those not yet proved.
+
+BMC then unrolls one shared solver for the base cases and, to the requested depth, for the
+properties induction did not prove (all of them with ``cross_check``, which re-checks every
+unbounded claim against BMC to the bound).  At each new depth it asks whether any property
+still open fails at its last step; every shallower depth was already refuted, so the first
+model found is a shortest counterexample.  It comes back as a trace of the trace language,
+which ``tsdcheck replay`` runs on any implementation.
+
+Every query can be exported in SMT-LIB 2 (``smtlib``), the induction steps and the
+invariants' own checks included, so another solver can re-check an unbounded claim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import z3
+
+from tsdcheck.model.profiles import Profile
+from tsdcheck.model.state import Params
+from tsdcheck.properties.catalog import CATALOG
+from tsdcheck.symbolic.encoding import Encoding
+from tsdcheck.symbolic.formulas import FORMULAS, StepView
+from tsdcheck.symbolic.lemmas import LEMMAS, consecution, initiation, invariants
+from tsdcheck.symbolic.results import Outcome, ProfileRun
+from tsdcheck.symbolic.solver import make_solver
+from tsdcheck.symbolic.unrolling import Goal, Unrolling, earliest
+from tsdcheck.symbolic.variant import Bounds, Variant
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """No progress lines."""
+
+
+@dataclass
+class Prover:
+    """Proves properties of one encoding; ``checks`` gives each property's own reading."""
+
+    e: Encoding
+    checks: dict[str, Params]
+    max_k: int = 3
+    cross_check: bool = False
+    """Also take every k-inductive property through BMC to the requested depth."""
+    progress: Progress = _quiet
+    lemmas: list[str] = field(default_factory=list)
+    inductive: dict[str, int] = field(default_factory=dict)
+    """Property -> the least k for which it is k-inductive under the invariants."""
+    seconds: dict[str, float] = field(default_factory=dict)
+    induction_seconds: dict[str, float] = field(default_factory=dict)
+    """Property -> the time of its induction checks."""
+    bmc_depth: int = 0
+
+    def formula(self, pid: str, view: StepView) -> z3.BoolRef:
+        return FORMULAS[pid](replace(view, params=self.checks[pid]))
+
+    def _bad(self, pid: str) -> Goal:
+        return lambda view: z3.Not(self.formula(pid, view))
+
+    def _unrolling(self) -> Unrolling:
+        return Unrolling(self.e, self.e.variant.params)
+
+    # bounded model checking ------------------------------------------------------------------
+
+    def bmc(self, depth: int, ids: Iterable[str] | None = None) -> dict[str, Outcome]:
+        """Every property (of ``ids``) proved to ``depth`` steps, or its shortest counterexample."""
+        u = self._unrolling()
+        return self._bmc(u, list(self.checks if ids is None else ids), depth, time.perf_counter())
+
+    def _bmc(self, u: Unrolling, ids: list[str], depth: int, start: float) -> dict[str, Outcome]:
+        """Grow ``u`` to ``depth`` for the properties ``ids``."""
+
+        def say(d: int, still: list[str]) -> None:
+            self.progress(f"BMC depth {d}/{depth}: {len(still)} open, {time.perf_counter() - start:.1f} s")
+
+        found = earliest(u, {p: self._bad(p) for p in ids}, depth, plain=True, progress=say)
+        self.bmc_depth = max(self.bmc_depth, u.depth)
+        out: dict[str, Outcome] = {}
+        for p in ids:
+            hit = found.hits.get(p)
+            if hit:
+                out[p] = Outcome(p, "counterexample", hit.depth, hit.seconds, hit.trace)
+                self.progress(f"{p}: counterexample in {hit.depth} steps")
+            elif found.unknown:
+                out[p] = Outcome(p, "unknown", found.reached, note=found.unknown)
+            else:
+                out[p] = Outcome(p, "proved to depth", depth)
+        return out
+
+    # induction ------------------------------------------------------------------------------------
+
+    def induction(self, ids: Iterable[str] | None = None) -> dict[str, int]:
+        """The least k <= ``max_k`` for which each property is k-inductive under the invariants
+        (properties that are not are left out).  One unrolling from an arbitrary state that
+        satisfies the invariants serves every property; it grows a step only while some
+        property is still unproved, so no frame is constrained by a step it need not take."""
+        e = self.e
+        if not self.lemmas:
+            self.lemmas = invariants(e)
+        s = make_solver()
+        s.add(e.domain())
+        frames = [e.frame("i0")]
+        s.add(*self._lemmas_at(frames[0]))
+        open_ids = list(self.checks if ids is None else ids)
+        views: list[StepView] = []
+        proved: dict[str, int] = {}
+        for k in range(1, self.max_k + 1):
+            if not open_ids:
+                break
+            frames.append(e.frame(f"i{k}"))
+            a, o = e.action(f"i{k}"), e.outputs(f"i{k}")
+            s.add(e.transition(frames[k - 1], a, o, frames[k]), *self._lemmas_at(frames[k]))
+            views.append(StepView(e, frames[k - 1], a, o, frames[k], e.variant.params))
+            for pid in list(open_ids):
+                start = time.perf_counter()
+                before = [self.formula(pid, v) for v in views[:-1]]
+                answer = s.check(*before, z3.Not(self.formula(pid, views[-1])))
+                took = self.induction_seconds[pid] = self.induction_seconds.get(pid, 0.0) + time.perf_counter() - start
+                if answer == z3.unsat:
+                    proved[pid] = k
+                    open_ids.remove(pid)
+                    self.progress(f"{pid}: {k}-inductive, {took:.2f} s")
+        for pid in open_ids:
+            self.progress(f"{pid}: not k-inductive for k <= {self.max_k}")
+        return proved
+
+    def _lemmas_at(self, f: object) -> list[z3.BoolRef]:
+        return [LEMMAS[n](self.e, f) for n in self.lemmas]  # type: ignore[arg-type]
+
+    # the whole proof ------------------------------------------------------------------------------
+
+    def prove(self, depth: int) -> list[Outcome]:
+        start = time.perf_counter()
+        self.lemmas = invariants(self.e)
+        self.seconds["invariants"] = time.perf_counter() - start
+        self.progress(
+            f"invariants: {len(self.lemmas)} of {len(LEMMAS)} candidates hold, {self.seconds['invariants']:.1f} s"
+        )
+        start = time.perf_counter()
+        self.inductive = self.induction()
+        self.seconds["induction"] = time.perf_counter() - start
+        start = time.perf_counter()
+        u = self._unrolling()
+        ids = list(self.checks)
+        base = max((k - 1 for k in self.inductive.values()), default=0)
+        results = self._bmc(u, ids, base, start)
+        rest = [p for p in ids if results[p].status == "proved to depth"]
+        if not self.cross_check:
+            rest = [p for p in rest if p not in self.inductive]
+        if rest and depth > u.depth:
+            results.update(self._bmc(u, rest, depth, start))
+        self.seconds["bmc"] = time.perf_counter() - start
+        for pid, r in results.items():
+            k = self.inductive.get(pid)
+            if r.status != "proved to depth" or k is None:
+                if r.status == "proved to depth":
+                    r.note = f"not k-inductive for k <= {self.max_k} under the invariants"
+                elif r.status == "counterexample" and k is not None:
+                    r.note = f"BMC contradicts {k}-induction: a solver bug?"
+                continue
+            r.status, r.depth, r.seconds = "proved for all depths", depth, self.induction_seconds[pid]
+            r.note = f"{k}-inductive" + (f"; BMC to depth {depth} agrees" if self.cross_check else "")
+        return [results[p] for p in self.checks]
+
+    # SMT-LIB ----------------------------------------------------------------------------------------
+
+    def smtlib(self, pid: str, depth: int) -> str:
+        """The BMC query 'does ``pid`` fail within ``depth`` steps?' in SMT-LIB 2."""
+        u = self._unrolling()
+        bad = [z3.Not(self.formula(pid, u.grow())) for _ in range(depth)]
+        return _smt2(f"property {pid}, depth {depth}; sat = counterexample", *u.s.assertions(), z3.Or(bad))
+
+    def smtlib_induction(self, pid: str, k: int) -> str:
+        """The induction step for ``pid`` at ``k`` (unsat = the step holds)."""
+        e = self.e
+        frames = [e.frame(f"i{i}") for i in range(k + 1)]
+        parts = [e.domain(), *[lem for f in frames for lem in self._lemmas_at(f)]]
+        views = []
+        for i in range(1, k + 1):
+            a, o = e.action(f"i{i}"), e.outputs(f"i{i}")
+            parts.append(e.transition(frames[i - 1], a, o, frames[i]))
+            views.append(StepView(e, frames[i - 1], a, o, frames[i], e.variant.params))
+        holds = [self.formula(pid, v) for v in views[:-1]]
+        comment = f"property {pid}, {k}-induction step under the invariants; unsat = the step holds"
+        return _smt2(comment, *parts, *holds, z3.Not(self.formula(pid, views[-1])))
+
+
+def _smt2(comment: str, *assertions: z3.BoolRef) -> str:
+    s = z3.Solver()
+    s.add(*assertions)
+    return f"; tsdcheck: {comment}\n{s.to_smt2()}"
+
+
+def write_smtlib(prover: Prover, depth: int, directory: Path, prefix: str) -> list[Path]:
+    """Every query of the proof: the invariants' initiation and consecution, each property's BMC
+    to ``depth``, and the induction step of each property proved for all depths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    e, lemmas = prover.e, prover.lemmas or invariants(prover.e)
+    texts = {
+        "invariants-initiation": _smt2("the invariants hold initially; unsat = they do", initiation(e, lemmas)),
+        "invariants-consecution": _smt2("the invariants survive a step; unsat = they do", consecution(e, lemmas)),
+    }
+    for pid in prover.checks:
+        texts[pid] = prover.smtlib(pid, depth)
+        if pid in prover.inductive:
+            texts[f"{pid}-induction"] = prover.smtlib_induction(pid, prover.inductive[pid])
+    paths = []
+    for name, text in texts.items():
+        path = directory / f"{prefix}-{name}.smt2"
+        path.write_text(text)
+        paths.append(path)
+    return paths
+
+
+def prove_profile(
+    profile: Profile,
+    params: Params,
+    bounds: Bounds,
+    depth: int,
+    only: Iterable[str] | None = None,
+    mutations: frozenset[str] = frozenset(),
+    cross_check: bool = False,
+    progress: Progress = _quiet,
+) -> ProfileRun:
+    """Prove the catalog's properties that apply under ``profile``, each under the profile's reading."""
+    wanted = set(only) if only else None
+    checks = {
+        p.id: params
+        for p in CATALOG
+        if p.id in FORMULAS and p.applies(profile.name) and (wanted is None or p.id in wanted)
+    }
+    prover = Prover(Encoding(bounds, Variant(params, mutations)), checks, cross_check=cross_check, progress=progress)
+    outcomes = prover.prove(depth)
+    return ProfileRun(profile.name, prover, outcomes, prover.lemmas, depth, prover.seconds, prover.bmc_depth)
