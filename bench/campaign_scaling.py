@@ -18,7 +18,7 @@ from tsdcheck.campaign.local import local_tasks, run_local
 from tsdcheck.campaign.task import Budget, Target
 
 TARGET = Target("glibc", without=frozenset({"cancel"}))
-"""glibc 2.36 acts on a cancellation inside a destructor (README); without cancellation it conforms,
+"""glibc 2.36 acts on a cancellation inside a destructor (docs/results-2026-11.md); without cancellation it conforms,
 so neither campaign stops early at a finding."""
 
 
