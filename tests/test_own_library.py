@@ -5,6 +5,8 @@ gives it a column."""
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,12 +60,16 @@ def test_a_bug_put_into_the_template_is_found(capsys, tmp_path):
     assert "            cells[k].value = NULL;\n" in text
     source.write_text(text.replace("            cells[k].value = NULL;\n", ""))  # the destructor sees its value
     subprocess.run(["make", "-s", "-C", str(directory)], check=True, capture_output=True)
-    out = tmp_path / "found.trace"
+    out = directory / "tsdcheck-counterexample.trace"
     status = main(["fuzz", "--preload", str(directory / "libmytsd.so"), *FAST, "--out", str(out)])
     doc = json.loads(capsys.readouterr().out)
     # the value stays set: a destructor sees it, and is called again for it in the next pass
     assert status == 1 and {"dtor-sees-null", "no-dtor-for-null"} & set(doc["findings"][0]["properties"])
     assert len(doc["findings"][0]["steps"]) <= 5 and out.exists()
+    # make repro: the saved trace as a C program, run under LD_PRELOAD, exits 1 naming the property
+    tsdcheck = f"TSDCHECK={Path(sys.executable).parent / 'tsdcheck'}"
+    done = subprocess.run(["make", "-s", "-C", str(directory), "repro", tsdcheck], capture_output=True, text=True)
+    assert done.returncode != 0 and "VIOLATION of" in done.stdout, done.stdout + done.stderr
 
 
 def test_init_preload_overwrites_nothing(capsys, tmp_path):
