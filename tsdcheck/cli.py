@@ -236,8 +236,13 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--name", help="your own column's name (default: the library's file name, or 'own')")
     m.add_argument("--profile", default="default", help="the profile your own column is also fuzzed under")
     m.add_argument("--examples", type=int, default=60, help="Hypothesis examples per fuzz run")
-    m.add_argument("--seed", type=int, default=1)
-    m.add_argument("--format", choices=("text", "md", "json", "html"), default="text")
+    m.add_argument("--seed", type=int, default=1, help="seed of the fuzz runs (the matrix is reproducible)")
+    m.add_argument(
+        "--format",
+        choices=("text", "md", "json", "html"),
+        default="text",
+        help="json: a tsdcheck-result/1 document, each cell as data (docs/results.md)",
+    )
     m.add_argument("--out", help="write the matrix to this file instead of standard output")
 
     pr = sub.add_parser("prove", help="prove the property catalog on the Z3 encoding of the model")
