@@ -11,9 +11,10 @@ from tsdcheck.drivers.pyref import Behaviour, PyRef
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.properties import BY_ID, violations
+from tsdcheck.properties.bugs import BUG_CLASSES
 from tsdcheck.symbolic.encoding import Encoding
 from tsdcheck.symbolic.formulas import FORMULAS
-from tsdcheck.symbolic.prove import Prover, prove_profile
+from tsdcheck.symbolic.prove import Prover, prove_profile, write_smtlib
 from tsdcheck.symbolic.variant import Bounds, Variant
 
 ITERATIONS, KEYS_MAX = 4, 2
@@ -45,19 +46,9 @@ def test_a_property_of_another_reading_fails_with_a_witness():
     assert "keys-never-reused" in violations(outcome.trace, params("dec"))
 
 
-# (rule broken in the encoding, the matching bug of the reference implementation, property)
-BROKEN = [
-    ("no-clear", "no-clear", "dtor-sees-null"),
-    ("pass-long", "pass-long", "at-most-n-passes"),
-    ("no-rescan", "no-rescan", "at-least-n-passes"),
-    ("eagain-early", "eagain-early", "create-below-limit"),
-    ("eagain-never", "eagain-never", "create-eagain-at-limit"),
-    ("shared-values", "shared-values", "values-per-thread"),
-    ("dtor-for-null", "dtor-for-null", "no-dtor-for-null"),
-    ("cleanup-after-dtors", "cleanup-after-dtors", "cleanup-before-dtors"),
-    ("exit-runs-dtors", "exit-runs-dtors", "no-dtors-at-process-exit"),
-    ("main-exit-ends-process", "main-exit-ends-process", "main-exit-goes-on"),
-]
+# (rule broken in the encoding, the matching bug of the reference implementation, property),
+# from the one registry of bug classes.
+BROKEN = [(c.rule, c.reference, c.first) for c in BUG_CLASSES if c.rule and c.reference]
 
 
 @pytest.mark.parametrize(("rule", "bug", "prop"), BROKEN)
@@ -82,12 +73,7 @@ def test_broken_variant_gives_shortest_counterexample_that_replays(rule, bug, pr
 
 # Broken rules without a matching bug in the reference: the counterexample, read as observations,
 # is itself a trace the Python model rejects for the same property.
-BROKEN_Z3_ONLY = [
-    ("cancel-in-exit", "no-cancel-in-exit"),
-    ("cancel-joins-returned", "join-status"),
-    ("pop-always-runs", "pop-runs-top"),
-    ("fork-loses-values", "fork-child-replica"),
-]
+BROKEN_Z3_ONLY = [(c.rule, c.first) for c in BUG_CLASSES if c.rule and not c.reference]
 
 
 @pytest.mark.parametrize(("rule", "prop"), BROKEN_Z3_ONLY)
@@ -122,6 +108,20 @@ def test_smtlib_queries_are_standalone(tmp_path):
         assert s.check() == expected
 
 
+def test_every_exported_query_of_an_unbounded_proof_rechecks(tmp_path):
+    """The invariants' two checks and the induction step are unsat when read back by a fresh
+    solver, so an unbounded claim can be re-checked from the files alone."""
+    reading = params("glibc")
+    prover = Prover(Encoding(Bounds(), Variant(reading)), {"dtor-sees-null": reading, "keys-distinct": reading})
+    assert all(o.status == "proved for all depths" for o in prover.prove(4))
+    paths = {p.name: p for p in write_smtlib(prover, 4, tmp_path, "glibc")}
+    wanted = ["invariants-initiation", "invariants-consecution", "dtor-sees-null-induction", "keys-distinct-induction"]
+    for name in [*wanted, "dtor-sees-null", "keys-distinct"]:
+        s = z3.Solver()
+        s.from_string(paths[f"glibc-{name}.smt2"].read_text())
+        assert s.check() == z3.unsat, name
+
+
 def test_prove_command_writes_counterexamples_and_smtlib(tmp_path, capsys):
     out, smt = tmp_path / "cex", tmp_path / "smt"
     argv = ["prove", "--profile", "dec", "--depth", "6", "--property", "dtor-sees-null"]
@@ -147,3 +147,12 @@ def test_prove_rejects_bad_input_in_one_line(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("tsdcheck: error:") and err.count("\n") == 1
+
+
+def test_cross_check_takes_inductive_properties_through_bmc_with_progress_lines(capsys):
+    argv = ["prove", "--profile", "dec", "--depth", "4", "--property", "dtor-sees-null", "--cross-check"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "agrees" in out  # "1-inductive; BMC to depth 4 agrees", wrapped in the table
+    assert "prove dec: dtor-sees-null: 1-inductive" in err
+    assert "prove dec: BMC depth 4/4: 1 open" in err

@@ -9,28 +9,10 @@ from tsdcheck.checker.report import finding_line
 from tsdcheck.drivers.pyref import BUGS, RACES, Behaviour, PyRef
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.properties import BY_ID, violations
+from tsdcheck.properties.bugs import BUG_CLASSES
 
-EXPECTED = {
-    "no-clear": {"dtor-sees-null", "at-least-n-passes"},  # a re-set is lost when the late clear wipes it
-    "pass-short": {"at-least-n-passes"},
-    "pass-long": {"at-most-n-passes"},
-    "no-cap": {"at-most-n-passes"},
-    "stale-slot": {"new-key-null", "no-dtor-for-null", "dtor-arg-is-value"},
-    "delete-calls-dtor": {"dtor-only-at-exit"},
-    "dtor-after-delete": {"no-dtor-after-delete"},
-    "dtor-for-null": {"no-dtor-for-null"},
-    "eagain-early": {"create-below-limit"},
-    "eagain-never": {"create-eagain-at-limit"},
-    "shared-values": {"values-per-thread", "no-dtor-for-null", "dtor-arg-is-value", "new-thread-null"},
-    "set-calls-dtor": {"dtor-only-at-exit"},
-    "no-rescan": {"at-least-n-passes"},
-    "leftovers": {"new-thread-null", "no-dtor-for-null", "values-per-thread"},
-    "stale-arg": {"dtor-arg-is-value"},
-    "dup-key": {"keys-distinct", "create-eagain-at-limit"},
-    "cleanup-after-dtors": {"cleanup-before-dtors"},
-    "exit-runs-dtors": {"no-dtors-at-process-exit"},
-    "main-exit-ends-process": {"main-exit-goes-on", "cleanup-before-dtors", "at-least-n-passes"},
-}
+EXPECTED = {c.reference: c.violates for c in BUG_CLASSES if c.reference and c.reference not in RACES}
+"""Each reference bug and the properties that may catch it, from the one registry of bug classes."""
 SHRUNK_AT_MOST = 6
 SEQUENTIAL_BUGS = BUGS.keys() - RACES  # the race bugs are hunted in test_races and test_linearize
 
