@@ -230,3 +230,30 @@ def test_an_exit_racing_a_delete_crashes_the_z3_mutant(tmp_path, libs, programs)
         assert run(exe, lib, "-n", "100").returncode == 0
     r = run(exe, libs["RACE_DTOR_REREAD"], "-n", "300")
     assert r.returncode == 1 and "VIOLATION of calls-return" in r.stdout, r.stdout
+
+
+FORK_IN_BLOCK = """
+# profile: glibc
+spawn t1
+spawn t2
+create k0 dtor=[get]
+set t1 k0 v1
+parallel jitter=1
+  t0: fork t0
+  t1: create k1 dtor=[get]
+  t1: set t1 k1 v2
+  t1: exit t1
+  t2: delete k0
+  t2: create k2 dtor=none
+end parallel
+create k3 dtor=[get]
+set t0 k3 v1
+get t0 k3
+"""
+
+
+def test_the_main_thread_forking_in_a_block(tmp_path, libs, programs):
+    exe = programs(_write(tmp_path, "fork_in_block", FORK_IN_BLOCK))
+    for lib in (None, libs["BASE"], libs["FORK_RECLAIM"]):
+        r = run(exe, lib, "-n", "100")
+        assert r.returncode == 0 and "rejected in 0 of 100 runs (0 reached" in r.stdout, r.stdout

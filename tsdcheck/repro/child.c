@@ -20,6 +20,7 @@ static pthread_mutex_t turn_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t turn_cond = PTHREAD_COND_INITIALIZER;
 static atomic_int turn;
 static int out_fd = -1;
+static pthread_mutex_t say_lock = PTHREAD_MUTEX_INITIALIZER; /* held across a fork in a block */
 static unsigned run_seed;
 
 static const char *errname(int rc, char *buf) {
@@ -61,7 +62,9 @@ static void say(const char *fmt, ...) {
     if (n < 0) n = 0;
     if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
     line[n++] = '\n';
+    pthread_mutex_lock(&say_lock);
     ssize_t w = write(out_fd, line, (size_t)n);
+    pthread_mutex_unlock(&say_lock);
     (void)w;
     pthread_setcancelstate(old, NULL);
 }
@@ -315,6 +318,15 @@ static _Noreturn void follow(pid_t pid) {
     _exit(WEXITSTATUS(status));
 }
 
+static void fresh_locks(void) {
+    static const pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
+    static const pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
+    turn_lock = fresh_lock; /* another thread may have held them at the fork */
+    names_lock = fresh_lock;
+    say_lock = fresh_lock;
+    turn_cond = fresh_cond;
+}
+
 static void fork_step(int step, int t) {
     char e[16];
     pid_t pid = fork();
@@ -323,11 +335,7 @@ static void fork_step(int step, int t) {
         return;
     }
     if (pid > 0) follow(pid);
-    static const pthread_mutex_t fresh_lock = PTHREAD_MUTEX_INITIALIZER;
-    static const pthread_cond_t fresh_cond = PTHREAD_COND_INITIALIZER;
-    turn_lock = fresh_lock; /* another thread may have held them at the fork */
-    names_lock = fresh_lock;
-    turn_cond = fresh_cond;
+    fresh_locks();
     note_task(t);
     say("o %d 0", step);
 }
@@ -389,4 +397,29 @@ static void block_end(int step, int nops) {
     }
     for (int k = 0; k < NKEYS; k++)
         if (atomic_load(&live[k])) check_distinct(k);
+}
+
+/* The main thread's fork in a block, its lanes running: the case goes on in the child, which has
+ * only this thread and reports each operation as it last saw it (returned, still running, or not
+ * started).  No line is half written at the fork, and the parent's threads write nowhere after. */
+static void fork_in_block(int step, int op, int nops) {
+    char e[16];
+    pthread_mutex_lock(&say_lock);
+    pid_t pid = fork();
+    if (pid > 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, out_fd);
+        pthread_mutex_unlock(&say_lock);
+        follow(pid);
+    }
+    if (pid == 0) {
+        fresh_locks();
+        note_task(0);
+        put(op, "0");
+    } else {
+        pthread_mutex_unlock(&say_lock);
+        put(op, errname(errno, e));
+    }
+    ret[op] = tick();
+    block_end(step, nops);
 }

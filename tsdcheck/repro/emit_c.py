@@ -89,6 +89,7 @@ static long api_iterations(void) { return TSS_DTOR_ITERATIONS; }
 _INCLUDES = """#define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -219,19 +220,19 @@ def _lane_op(i: int, idx: int, op: Op, thread: int, jitter: int) -> list[str]:
             return [
                 *pre,
                 f"rc = create_key({k}, {_dtor(op)}, 0);",
-                *post,
                 f"put({idx}, errname(rc, e));",
+                *post,
                 f"if (rc) atomic_store(&failed[{k}], 1);",
             ]
         case Delete(k):
-            return [f"if (atomic_load(&failed[{k}])) goto lane_stop;", *pre, f"rc = delete_key({k});", *post,
-                    f"put({idx}, errname(rc, e));"]  # fmt: skip
+            return [f"if (atomic_load(&failed[{k}])) goto lane_stop;", *pre, f"rc = delete_key({k});",
+                    f"put({idx}, errname(rc, e));", *post]  # fmt: skip
         case SetValue(_, k, v):
             return [f"if (atomic_load(&failed[{k}])) goto lane_stop;", *pre, f"rc = key_set(keys[{k}], val({v}));",
-                    *post, f"put({idx}, errname(rc, e));"]  # fmt: skip
+                    f"put({idx}, errname(rc, e));", *post]  # fmt: skip
         case GetValue(_, k):
-            return [f"if (atomic_load(&failed[{k}])) goto lane_stop;", *pre, f"got = key_get(keys[{k}]);", *post,
-                    f"put({idx}, vtext(got, b));"]  # fmt: skip
+            return [f"if (atomic_load(&failed[{k}])) goto lane_stop;", *pre, f"got = key_get(keys[{k}]);",
+                    f"put({idx}, vtext(got, b));", *post]  # fmt: skip
         case Exit(_, how):
             end = "pthread_exit(NULL);" if how == PTHREAD_EXIT else "return NULL;"
             return [f"jitter(&seed, {jitter});", f"my_op = {idx};", f"inv[{idx}] = tick();", end]
@@ -240,7 +241,7 @@ def _lane_op(i: int, idx: int, op: Op, thread: int, jitter: int) -> list[str]:
 
 def _block(s: _Script, i: int, st: BlockSched) -> None:
     t = s.thread
-    participants = len(st.lanes) + 1
+    participants = len(st.lanes) + (st.server is not None)
     if st.server == t:
         s.add(
             f"/* step {i + 1}: the parallel block; wait for its lanes */",
@@ -266,6 +267,20 @@ def _block(s: _Script, i: int, st: BlockSched) -> None:
         return
     for lane_thread, ix in st.lanes:
         if lane_thread != t:
+            continue
+        if isinstance(st.ops[ix[0]].op, Fork):
+            s.add(
+                f"/* step {i + 1}: the parallel block; the main thread forks while the lanes run */",
+                f"wait_turn({i});",
+                "{",
+                "    unsigned seed = run_seed * 7919u;",
+                f"    block_begin({st.base}, {participants});",
+                f"    jitter(&seed, {st.jitter});",
+                f"    inv[{ix[0]}] = tick();",
+                f"    fork_in_block({i}, {ix[0]}, {len(st.ops)});",
+                "}",
+                f"end_turn({i});",
+            )
             continue
         s.add(f"/* step {i + 1}: the parallel block, t{t}'s lane */", f"wait_turn({i});", "{")
         s.depth += 1

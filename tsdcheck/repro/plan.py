@@ -20,7 +20,9 @@ while it runs, else in the lowest-numbered running thread (the *server*).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from tsdcheck.checker.oracle import judge_trace
@@ -57,7 +59,8 @@ from tsdcheck.repro.canon import obs_text, renamed
 MAX_EXIT_OUTCOMES = 10_000
 """``outcomes`` enumerates at most this many destructor-call sequences of one exit."""
 MAX_BLOCK_ROWS = 60_000
-"""Orders times outcomes a block may have before the table is too large for a program."""
+"""Orders times outcomes a block may have before the table is too large for a program; a larger
+block embeds its allowed observation vectors without the orders (see ``_vectors``)."""
 
 
 class PlanError(ValueError):
@@ -98,7 +101,8 @@ class BlockSched:
     ops: tuple[LaneOp, ...]
     lanes: tuple[tuple[int, tuple[int, ...]], ...]
     """Each lane's thread and the indices of its operations in ``ops``."""
-    server: int
+    server: int | None
+    """None: the main thread forks in the block, and the case goes on in the child."""
     base: int
     """The first key name not reserved before the block (keys made by destructors in it)."""
     jitter: int
@@ -223,7 +227,8 @@ def schedule(tf: TraceFile) -> list[Step]:
     if tf.parallel is not None:
         out.append(_block_sched(tf.parallel, alive, detached))
         exiting = {lane.thread for lane in tf.parallel.lanes if isinstance(lane.ops[-1].op, Exit)}
-        alive = [a for a in alive if a not in exiting]
+        forks = any(lane.thread == MAIN_THREAD for lane in tf.parallel.lanes)
+        alive = [MAIN_THREAD] if forks else [a for a in alive if a not in exiting]
         for op, _ in tf.suffix:
             out.append(seq(op))
     return out
@@ -231,13 +236,11 @@ def schedule(tf: TraceFile) -> list[Step]:
 
 def _block_sched(block: Parallel, alive: list[int], detached: set[int]) -> BlockSched:
     threads = frozenset(lane.thread for lane in block.lanes)
-    if MAIN_THREAD in threads:
-        raise PlanError("a parallel block with 'fork t0' (the main thread forking during the block) has no reproducer")
     missing = sorted(threads - set(alive))
     if missing:
         raise PlanError(f"t{missing[0]} runs in the parallel block but is not a running thread")
     server = _server(alive, threads)
-    if server is None:
+    if server is None and MAIN_THREAD not in threads:
         raise PlanError("a parallel block needs a running thread outside it to wait for its lanes")
     ops: list[LaneOp] = []
     lanes = []
@@ -327,61 +330,198 @@ class _Builder:
             raise PlanError("keys made by destructors before the parallel block differ between allowed outcomes")
         self.steps[node.step] = sched = replace(sched, base=base)
         starts = [s.with_next_key(base) for s in states]
-        found, undefined = _enumerate(starts, sched, self.params)
+        lengths = [len(ix) for _, ix in sched.lanes]
+        interleavings = math.factorial(sum(lengths)) // math.prod(math.factorial(k) for k in lengths)
+        try:
+            if interleavings > MAX_BLOCK_ROWS:
+                raise _TooLarge
+            found, undefined = _enumerate(starts, sched, self.params)
+        except _TooLarge:
+            found, undefined = _vectors(starts, sched, self.params)
         node.hint = "linearizability"
         for texts, (orders, afters) in sorted(found.items()):
             node.rows.append(Row(texts, tuple(sorted(orders)), self.node(node.step + 1, afters)))
         node.undefined_orders = undefined
 
 
-def _enumerate(
-    starts: list[State], sched: BlockSched, params: Params
-) -> tuple[dict[tuple[str, ...], tuple[set[tuple[int, ...]], list[State]]], list[UndefinedOrder]]:
+Lanes = list[tuple[int, ...]]
+Failed = tuple[frozenset[int], ...]
+
+
+@dataclass(frozen=True)
+class _Move:
+    """One way a block goes on: lane ``lane`` moves to ``pos``, its operation ``op`` observing ``text``
+    (None: the lane stopped short, or the operation is undefined, ``undefined`` says why)."""
+
+    pos: tuple[int, ...]
+    op: int | None = None
+    text: str | None = None
+    state: State | None = None
+    failed: Failed = ()
+    undefined: str | None = None
+
+
+def _moves(
+    pos: tuple[int, ...], state: State, failed: Failed, lanes: Lanes, sched: BlockSched, params: Params
+) -> Iterator[_Move]:
+    """Every next operation of some lane, with every allowed outcome."""
+    for li, lane in enumerate(lanes):
+        if pos[li] == len(lane):
+            continue
+        i = lane[pos[li]]
+        lo = sched.ops[i]
+        if lo.thread not in state.values:
+            continue  # the main thread forked: only it runs in the child
+        key = getattr(lo.op, "key", None)
+        if isinstance(lo.op, (SetValue, GetValue, Delete)) and key in failed[li]:
+            # The lane's own create of this key failed: the lane stops (its thread never uses it).
+            yield _Move(_moved(pos, li, len(lane)), state=state, failed=failed)
+            continue
+        why = _undefined(_for_op(state, lo.op), lo.op, params)
+        if why:
+            yield _Move(pos, i, undefined=why)
+            continue
+        for obs, after in _outcomes(_for_op(state, lo.op), lo.op, params):
+            status = "-" if lo.thread in sched.detached else None
+            text = obs_text(obs, status or (RETURNED if isinstance(lo.op, Exit) else None))
+            if isinstance(lo.op, Create):
+                after = after.with_next_key(state.next_key)
+            now_failed = failed
+            if isinstance(lo.op, Create) and text.startswith(EAGAIN):
+                now_failed = tuple(f | {lo.op.key} if j == li else f for j, f in enumerate(failed))
+            yield _Move(_moved(pos, li, pos[li] + 1), i, renamed(text, sched.base), after, now_failed)
+
+
+Found = dict[tuple[str, ...], tuple[set[tuple[int, ...]], list[State]]]
+
+
+def _enumerate(starts: list[State], sched: BlockSched, params: Params) -> tuple[Found, list[UndefinedOrder]]:
     """Every interleaving of the lanes with every allowed outcome, by observation vector."""
     n = len(sched.ops)
     lanes = [ix for _, ix in sched.lanes]
-    found: dict[tuple[str, ...], tuple[set[tuple[int, ...]], list[State]]] = {}
+    found: Found = {}
     undefined: dict[tuple[tuple[int, ...], tuple[str, ...]], UndefinedOrder] = {}
     rows = 0
-    Frame = tuple[tuple[int, ...], State, tuple[int, ...], tuple[str | None, ...], tuple[frozenset[int], ...]]
+    Frame = tuple[tuple[int, ...], State, tuple[int, ...], tuple[str | None, ...], Failed]
     stack: list[Frame] = [((0,) * len(lanes), s, (), (None,) * n, (frozenset(),) * len(lanes)) for s in starts]
+    fork = next((i for i, lo in enumerate(sched.ops) if isinstance(lo.op, Fork)), None)
     while stack:
         pos, state, order, texts, failed = stack.pop()
+        if fork is not None and fork in order:
+            for full in _seen_from_child(pos, order, texts, lanes, fork):
+                rows += 1
+                if rows > MAX_BLOCK_ROWS:
+                    raise _TooLarge
+                orders, afters = found.setdefault(full, (set(), []))
+                orders.add(order)
+                afters.append(state)
+            continue
         if all(p == len(lane) for p, lane in zip(pos, lanes, strict=True)):
             rows += 1
             if rows > MAX_BLOCK_ROWS:
-                raise PlanError(f"the parallel block has more than {MAX_BLOCK_ROWS} orders and outcomes; shrink it")
-            full = tuple(t if t is not None else "skipped|" for t in texts)
+                raise _TooLarge
+            full = tuple(t if t is not None else SKIPPED for t in texts)
             orders, afters = found.setdefault(full, (set(), []))
             orders.add(order)
             afters.append(state)
             continue
-        for li, lane in enumerate(lanes):
-            if pos[li] == len(lane):
-                continue
-            i = lane[pos[li]]
-            lo = sched.ops[i]
-            key = getattr(lo.op, "key", None)
-            if isinstance(lo.op, (SetValue, GetValue, Delete)) and key in failed[li]:
-                # The lane's own create of this key failed: the lane stops (its thread never uses it).
-                stack.append((_moved(pos, li, len(lane)), state, order, texts, failed))
-                continue
-            why = _undefined(_for_op(state, lo.op), lo.op, params)
-            if why:
+        for m in _moves(pos, state, failed, lanes, sched, params):
+            if m.undefined is not None:
+                assert m.op is not None
                 seen = tuple(texts[j] or "" for j in order)
-                undefined.setdefault(((*order, i), seen), UndefinedOrder((*order, i), seen, why))
-                continue
-            for obs, after in _outcomes(_for_op(state, lo.op), lo.op, params):
-                status = "-" if lo.thread in sched.detached else None
-                text = obs_text(obs, status or (RETURNED if isinstance(lo.op, Exit) else None))
-                if isinstance(lo.op, Create):
-                    after = after.with_next_key(state.next_key)
-                now_failed = failed
-                if isinstance(lo.op, Create) and text.startswith(EAGAIN):
-                    now_failed = tuple(f | {lo.op.key} if j == li else f for j, f in enumerate(failed))
-                new_texts = (*texts[:i], renamed(text, sched.base), *texts[i + 1 :])
-                stack.append((_moved(pos, li, pos[li] + 1), after, (*order, i), new_texts, now_failed))
+                undefined.setdefault(((*order, m.op), seen), UndefinedOrder((*order, m.op), seen, m.undefined))
+            elif m.op is None:
+                assert m.state is not None
+                stack.append((m.pos, m.state, order, texts, m.failed))
+            else:
+                assert m.state is not None
+                stack.append((m.pos, m.state, (*order, m.op), (*texts[: m.op], m.text, *texts[m.op + 1 :]), m.failed))
     return found, list(undefined.values())
+
+
+PENDING, SKIPPED = "pending|", "skipped|"
+
+
+def _seen_from_child(
+    pos: tuple[int, ...], order: tuple[int, ...], texts: tuple[str | None, ...], lanes: Lanes, fork: int
+) -> Iterator[tuple[str, ...]]:
+    """What the child of the main thread's fork can report for an order that ends with the fork.
+
+    In each lane the operations placed before the fork returned (their observation), except that
+    the last one may still have been running (``pending``: it took effect, the child never saw it
+    return); the next one may have been invoked without taking effect yet (``pending``) or not
+    (``skipped``, like all after it)."""
+    per_lane: list[list[dict[int, str]]] = []
+    for li, lane in enumerate(lanes):
+        placed = [i for i in lane[: pos[li]] if i in order]
+        if fork in lane:
+            per_lane.append([{fork: texts[fork] or ""}])
+            continue
+        done = {i: texts[i] or "" for i in placed}
+        after = lane[pos[li] : pos[li] + 1]
+        options = [done, *({**done, i: PENDING} for i in after)]
+        if placed:
+            options.append({**done, placed[-1]: PENDING})
+        per_lane.append(options)
+    n = len(texts)
+    for choice in itertools.product(*per_lane):
+        merged: dict[int, str] = {}
+        for part in choice:
+            merged.update(part)
+        yield tuple(merged.get(i, SKIPPED) for i in range(n))
+
+
+class _TooLarge(Exception):
+    """More (order, outcome) rows than a program should embed."""
+
+
+Vectors = dict[tuple[tuple[int, str], ...], dict[object, State]]
+
+
+def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Found, list[UndefinedOrder]]:
+    """The observation vectors some interleaving allows, without the orders (for blocks too large
+    for ``_enumerate``): memoised on the lanes' positions and the model state, so a create storm
+    whose interleavings all observe the same is one vector however many orders it has."""
+    n = len(sched.ops)
+    lanes = [ix for _, ix in sched.lanes]
+    if sched.server is None:
+        raise PlanError(f"the parallel block with a fork has over {MAX_BLOCK_ROWS} orders and outcomes; shrink it")
+    memo: dict[tuple[object, ...], Vectors] = {}
+    undefined: list[str] = []
+
+    def rest(pos: tuple[int, ...], state: State, failed: Failed) -> Vectors:
+        key = (pos, failed, state.signature())
+        if key in memo:
+            return memo[key]
+        if len(memo) > MAX_BLOCK_ROWS:
+            raise PlanError(
+                f"the parallel block has too many interleavings and outcomes (over {MAX_BLOCK_ROWS}); shrink it"
+            )
+        if all(p == len(lane) for p, lane in zip(pos, lanes, strict=True)):
+            memo[key] = {(): {state.signature(): state}}
+            return memo[key]
+        out: Vectors = {}
+        for m in _moves(pos, state, failed, lanes, sched, params):
+            if m.undefined is not None:
+                undefined.append(m.undefined)
+                continue
+            assert m.state is not None
+            head = () if m.op is None or m.text is None else ((m.op, m.text),)
+            for tail, finals in rest(m.pos, m.state, m.failed).items():
+                out.setdefault(tuple(sorted(head + tail)), {}).update(finals)
+        if sum(len(v) for v in out.values()) > MAX_BLOCK_ROWS:
+            raise PlanError(f"the parallel block has too many outcomes (over {MAX_BLOCK_ROWS}); shrink it")
+        memo[key] = out
+        return out
+
+    found: Found = {}
+    for s in starts:
+        for vector, finals in rest((0,) * len(lanes), s, (frozenset(),) * len(lanes)).items():
+            texts = dict(vector)
+            full = tuple(texts.get(i, SKIPPED) for i in range(n))
+            found.setdefault(full, (set(), []))[1].extend(finals.values())
+    why = [UndefinedOrder((), (), undefined[0])] if undefined else []
+    return found, why
 
 
 def _for_op(state: State, op: Op) -> State:
