@@ -29,10 +29,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument(
         "--profile", help=f"reading of the spec: {', '.join(load_profiles())} (default: the trace's, else default)"
     )
-    r.add_argument("--keys-max", type=int, help="PTHREAD_KEYS_MAX of the target library (default: this system's)")
+    r.add_argument(
+        "--keys-max", type=int, help="PTHREAD_KEYS_MAX of the target (default: the trace's header, else this system's)"
+    )
     r.add_argument("--keys-held", type=int, default=0, help="keys the target's runtime holds before main")
     r.add_argument(
-        "--iterations", type=int, help="PTHREAD_DESTRUCTOR_ITERATIONS of the target library (default: this system's)"
+        "--iterations",
+        type=int,
+        help="PTHREAD_DESTRUCTOR_ITERATIONS of the target (default: the trace's header, else this system's)",
     )
     r.add_argument(
         "--api",
@@ -50,6 +54,17 @@ def _sysconf(name: str, fallback: int) -> int:
     return value if value > 0 else fallback
 
 
+def _limit(given: int | None, saved: str | None, name: str, fallback: int) -> int:
+    """A limit: the option, else the trace's header (fuzz --keys-max/--iterations), else this system's."""
+    if given is not None:
+        return given
+    if saved is not None:
+        if not saved.isdigit():
+            raise PlanError(f"the trace's header gives a limit that is not a number: {saved!r}")
+        return int(saved)
+    return _sysconf(name, fallback)
+
+
 def read_trace(path: str) -> TraceFile:
     """The trace in ``path``, read no further than a trace file can be long."""
     with open(path, "rb") as f:
@@ -60,8 +75,8 @@ def read_trace(path: str) -> TraceFile:
 def build(tf: TraceFile, text: str, title: str, args: argparse.Namespace) -> tuple[Plan, str]:
     """The plan and the program for a parsed trace under the command's options."""
     profile = get_profile(args.profile or tf.meta.get("profile", "default"))
-    keys_max = args.keys_max if args.keys_max is not None else _sysconf("SC_THREAD_KEYS_MAX", 1024)
-    iterations = args.iterations if args.iterations is not None else _sysconf("SC_THREAD_DESTRUCTOR_ITERATIONS", 4)
+    keys_max = _limit(args.keys_max, tf.meta.get("keys-max"), "SC_THREAD_KEYS_MAX", 1024)
+    iterations = _limit(args.iterations, tf.meta.get("iterations"), "SC_THREAD_DESTRUCTOR_ITERATIONS", 4)
     if keys_max - args.keys_held < 1 or iterations < 1:
         raise PlanError("--keys-max less --keys-held and --iterations must be at least 1")
     params = profile.params(iterations, keys_max - args.keys_held)
