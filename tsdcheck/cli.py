@@ -140,7 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def impl_options(sp: argparse.ArgumentParser, default: str | None) -> None:
-        sp.add_argument("--impl", default=default, help=IMPL_HELP)
+        own = "" if default else " (default: the one the trace's '# impl:' line names)"
+        sp.add_argument("--impl", default=default, help=IMPL_HELP + own)
         sp.add_argument("--preload", metavar="LIB.so", help="run the C driver with LD_PRELOAD=LIB.so")
         sp.add_argument("--cc", metavar="CMD", help="build the C driver with this compiler command instead")
         sp.add_argument("--cflags", default="", metavar="FLAGS", help="extra compiler flags for the C driver")
@@ -201,7 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--repeat", type=int, default=20, help="runs of each parallel case, each in a fresh process")
 
     r = sub.add_parser("replay", help="run a saved trace again and judge it")
-    r.add_argument("file")
+    r.add_argument("file", help="a saved trace (docs/trace-language.md), e.g. tsdcheck-counterexample.trace")
     impl_options(r, None)
     result_options(r)
     r.add_argument("--observed", action="store_true", help="judge the recorded observations without running anything")
