@@ -8,10 +8,18 @@ each; the ``Makefile`` builds ``libmytsd.so`` and runs ``tsdcheck fuzz --preload
 
 from __future__ import annotations
 
+import shutil
+import sys
 from importlib import resources
 from pathlib import Path
 
 FILES = ("mytsd.c", "Makefile")
+
+
+def _command() -> str:
+    """This installation's ``tsdcheck``: the Makefile works without the virtualenv on PATH."""
+    beside = Path(sys.executable).parent / "tsdcheck"
+    return str(beside) if beside.exists() else shutil.which("tsdcheck") or "tsdcheck"
 
 
 def write_template(directory: Path) -> list[Path]:
@@ -23,5 +31,5 @@ def write_template(directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     source = resources.files(__name__)
     for name, target in zip(FILES, targets, strict=True):
-        target.write_text(source.joinpath(name).read_text())
+        target.write_text(source.joinpath(name).read_text().replace("@TSDCHECK@", _command()))
     return targets
