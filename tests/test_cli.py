@@ -43,6 +43,7 @@ def test_counterexample_is_saved_and_replays_to_the_same_verdict(capsys, tmp_pat
     status, out, _ = run(capsys, *args, "--out", str(out_file))
     assert status == 1
     assert "violates at-most-n-passes under default, dec; allowed by posix" in out
+    assert "as a C program for a bug report: tsdcheck repro" in out
     status, out, _ = run(capsys, "replay", str(out_file))
     assert status == 1
     assert "beyond the 4 passes" in out
