@@ -260,3 +260,34 @@ def test_the_c11_api(tmp_path, libs, programs):
     exe = programs(_write(tmp_path, "c11", PROGRAMS), "--api", "c11")
     assert "tss_create" in exe.with_suffix(".c").read_text()
     assert run(exe).returncode == 0 and run(exe, libs["BASE"]).returncode == 0
+
+
+BROKEN_LIBRARY = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+/* pthread_key_delete never returns; pthread_getspecific of a key with value 3 crashes. */
+int pthread_key_delete(pthread_key_t k) { (void)k; for (;;) pause(); }
+void *pthread_getspecific(pthread_key_t k) {
+    void *(*real)(pthread_key_t) = (void *(*)(pthread_key_t))dlsym(RTLD_NEXT, "pthread_getspecific");
+    if (k == 3) raise(SIGSEGV);
+    return real(k);
+}
+"""
+
+
+def test_a_hang_and_a_crash_are_violations_of_calls_return(tmp_path, programs):
+    source = tmp_path / "broken.c"
+    source.write_text(BROKEN_LIBRARY)
+    lib = tmp_path / "broken.so"
+    cc = subprocess.run([CC, "-shared", "-fPIC", "-O2", str(source), "-o", str(lib), "-ldl"], capture_output=True)
+    assert cc.returncode == 0, cc.stderr.decode()
+    hang = run(programs(_write(tmp_path, "hang", "create k0 dtor=none\ndelete k0\n")), lib, "-t", "1")
+    assert hang.returncode == 1 and "did not finish within 1 s" in hang.stdout, hang.stdout
+    assert "VIOLATION of calls-return" in hang.stdout
+    crash_trace = "create k0 dtor=none\ncreate k1 dtor=none\ncreate k2 dtor=none\ncreate k3 dtor=none\nget t0 k3\n"
+    crash = run(programs(_write(tmp_path, "crash", crash_trace)), lib)
+    assert crash.returncode == 1 and "died of signal" in crash.stdout, crash.stdout
+    assert "VIOLATION of calls-return" in crash.stdout
