@@ -198,7 +198,7 @@ class Prover:
 
 
 def _smt2(comment: str, *assertions: z3.BoolRef) -> str:
-    s = z3.Solver()
+    s = make_solver()
     s.add(*assertions)
     return f"; tsdcheck: {comment}\n{s.to_smt2()}"
 
