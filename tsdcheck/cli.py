@@ -622,7 +622,7 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
         markup=False,
     )
     failed = False
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def progress(name: str) -> Callable[[str], None]:
         return lambda line: err.print(f"prove {name}: {line}", markup=False)

@@ -121,12 +121,14 @@ def consecution(e: Encoding, names: list[str]) -> z3.BoolRef:
     return z3.And(e.domain(), step, *[LEMMAS[n](e, f0) for n in names], z3.Not(after))
 
 
-def invariants(e: Encoding) -> list[str]:
+def invariants(e: Encoding, progress: Callable[[str], None] | None = None) -> list[str]:
     """The candidate lemmas that hold initially and are preserved together (Houdini)."""
     init = make_solver()
     f0 = e.frame(0)
     init.add(e.initial(f0), e.domain())
     kept = [n for n, lem in LEMMAS.items() if init.check(z3.Not(lem(e, f0))) == z3.unsat]
+    if progress:
+        progress(f"invariants: {len(kept)} of {len(LEMMAS)} candidates hold initially")
     step = make_solver()
     f1 = e.frame(1)
     step.add(e.domain(), e.transition(f0, e.action(1), e.outputs(1), f1))
@@ -138,3 +140,5 @@ def invariants(e: Encoding) -> list[str]:
         if not broken:
             return kept
         kept = [n for n in kept if n not in broken]
+        if progress:
+            progress(f"invariants: {', '.join(broken)} not preserved, {len(kept)} left")

@@ -143,11 +143,10 @@ class Prover:
 
     def prove(self, depth: int) -> list[Outcome]:
         start = time.perf_counter()
-        self.lemmas = invariants(self.e)
+        self.lemmas = invariants(self.e, self.progress)
         self.seconds["invariants"] = time.perf_counter() - start
-        self.progress(
-            f"invariants: {len(self.lemmas)} of {len(LEMMAS)} candidates hold, {self.seconds['invariants']:.1f} s"
-        )
+        took = self.seconds["invariants"]
+        self.progress(f"invariants: {len(self.lemmas)} of {len(LEMMAS)} candidates are invariant, {took:.1f} s")
         start = time.perf_counter()
         self.inductive = self.induction()
         self.seconds["induction"] = time.perf_counter() - start
