@@ -337,6 +337,10 @@ static int run_once(unsigned seed, int timeout_ms) {
                 why[0] = 0;
                 props = n->hint;
                 for (int i = 0; i < BLOCK_OPS; i++) {
+                    const char *events = strchr(op_texts[i], '|');
+                    if (events && strstr(events, "get=v")) props = "dtor-sees-null";
+                    if (events && strstr(events, "(NULL)")) props = "no-dtor-for-null";
+                    if (events && strstr(events, "cancel=acted")) props = "no-cancel-in-exit";
                     if (strncmp(op_texts[i], "EAGAIN", 6) == 0) props = "create-below-limit";
                     if (strstr(op_texts[i], "ended=signal") || strncmp(op_texts[i], "pending", 7) == 0) props = "calls-return";
                 }
