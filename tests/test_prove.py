@@ -141,6 +141,7 @@ def test_prove_command_writes_counterexamples_and_smtlib(tmp_path, capsys):
         ["prove", "--depth", "0"],
         ["prove", "--profile", "nope"],
         ["prove", "--break", "nope"],
+        ["prove", "--rlimit", "-1"],
     ],
 )
 def test_prove_rejects_bad_input_in_one_line(argv, capsys):
@@ -156,3 +157,13 @@ def test_cross_check_takes_inductive_properties_through_bmc_with_progress_lines(
     assert "agrees" in out  # "1-inductive; BMC to depth 4 agrees", wrapped in the table
     assert "prove dec: dtor-sees-null: 1-inductive" in err
     assert "prove dec: BMC depth 4/4: 1 open" in err
+
+
+def test_a_query_over_its_resource_limit_proves_nothing():
+    """With a resource limit too small for any query, nothing is claimed proved: lemmas Z3 gave
+    up on are dropped, induction and BMC answer unknown."""
+    reading = params("glibc")
+    prover = Prover(Encoding(Bounds(), Variant(reading)), {"dtor-sees-null": reading}, rlimit=50)
+    [outcome] = prover.prove(4)
+    assert outcome.status == "unknown", outcome
+    assert prover.lemmas == []

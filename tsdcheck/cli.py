@@ -273,6 +273,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument(
         "--cross-check", action="store_true", help="also take properties proved by induction through BMC to --depth"
     )
+    pr.add_argument(
+        "--rlimit", type=int, default=0, help="Z3 resource units per query; over it, a query proves nothing (0: none)"
+    )
     pr.add_argument("--out", default="tsdcheck-counterexamples", help="directory for counterexample traces")
     pr.add_argument(
         "--break",
@@ -606,8 +609,8 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
         for name, what in MUTATIONS.items():
             console.print(f"{name}: {what}", markup=False)
         return 0
-    if args.depth < 1 or args.iterations < 1 or args.keys_max < 0:
-        raise UsageError("--depth and --iterations must be at least 1, --keys-max at least 0")
+    if args.depth < 1 or args.iterations < 1 or args.keys_max < 0 or args.rlimit < 0:
+        raise UsageError("--depth and --iterations must be at least 1, --keys-max and --rlimit at least 0")
     unknown = sorted(set(args.property or ()) - set(BY_ID))
     if unknown:
         raise UsageError(f"unknown property {unknown[0]!r} (see tsdcheck properties)")
@@ -640,6 +643,7 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
             frozenset(args.mutations),
             cross_check=args.cross_check,
             progress=progress(name),
+            rlimit=args.rlimit,
         )
         runs.append(run)
         console.print(prove_table(run))

@@ -121,21 +121,22 @@ def consecution(e: Encoding, names: list[str]) -> z3.BoolRef:
     return z3.And(e.domain(), step, *[LEMMAS[n](e, f0) for n in names], z3.Not(after))
 
 
-def invariants(e: Encoding, progress: Callable[[str], None] | None = None) -> list[str]:
-    """The candidate lemmas that hold initially and are preserved together (Houdini)."""
-    init = make_solver()
+def invariants(e: Encoding, progress: Callable[[str], None] | None = None, rlimit: int = 0) -> list[str]:
+    """The candidate lemmas that hold initially and are preserved together (Houdini).  A check
+    Z3 gives up on (``rlimit``) counts against the lemma: only what is proved is kept."""
+    init = make_solver(rlimit)
     f0 = e.frame(0)
     init.add(e.initial(f0), e.domain())
     kept = [n for n, lem in LEMMAS.items() if init.check(z3.Not(lem(e, f0))) == z3.unsat]
     if progress:
         progress(f"invariants: {len(kept)} of {len(LEMMAS)} candidates hold initially")
-    step = make_solver()
+    step = make_solver(rlimit)
     f1 = e.frame(1)
     step.add(e.domain(), e.transition(f0, e.action(1), e.outputs(1), f1))
     while True:
         step.push()
         step.add(*[LEMMAS[n](e, f0) for n in kept])
-        broken = [n for n in kept if step.check(z3.Not(LEMMAS[n](e, f1))) == z3.sat]
+        broken = [n for n in kept if step.check(z3.Not(LEMMAS[n](e, f1))) != z3.unsat]
         step.pop()
         if not broken:
             return kept

@@ -55,6 +55,8 @@ class Prover:
     cross_check: bool = False
     """Also take every k-inductive property through BMC to the requested depth."""
     progress: Progress = _quiet
+    rlimit: int = 0
+    """Z3 resource units per query (0: none); a query over it counts as not proved."""
     lemmas: list[str] = field(default_factory=list)
     inductive: dict[str, int] = field(default_factory=dict)
     """Property -> the least k for which it is k-inductive under the invariants."""
@@ -70,7 +72,7 @@ class Prover:
         return lambda view: z3.Not(self.formula(pid, view))
 
     def _unrolling(self) -> Unrolling:
-        return Unrolling(self.e, self.e.variant.params)
+        return Unrolling(self.e, self.e.variant.params, s=make_solver(self.rlimit))
 
     # bounded model checking ------------------------------------------------------------------
 
@@ -108,8 +110,8 @@ class Prover:
         property is still unproved, so no frame is constrained by a step it need not take."""
         e = self.e
         if not self.lemmas:
-            self.lemmas = invariants(e)
-        s = make_solver()
+            self.lemmas = invariants(e, rlimit=self.rlimit)
+        s = make_solver(self.rlimit)
         s.add(e.domain())
         frames = [e.frame("i0")]
         s.add(*self._lemmas_at(frames[0]))
@@ -143,7 +145,7 @@ class Prover:
 
     def prove(self, depth: int) -> list[Outcome]:
         start = time.perf_counter()
-        self.lemmas = invariants(self.e, self.progress)
+        self.lemmas = invariants(self.e, self.progress, self.rlimit)
         self.seconds["invariants"] = time.perf_counter() - start
         took = self.seconds["invariants"]
         self.progress(f"invariants: {len(self.lemmas)} of {len(LEMMAS)} candidates are invariant, {took:.1f} s")
@@ -232,6 +234,7 @@ def prove_profile(
     mutations: frozenset[str] = frozenset(),
     cross_check: bool = False,
     progress: Progress = _quiet,
+    rlimit: int = 0,
 ) -> ProfileRun:
     """Prove the catalog's properties that apply under ``profile``, each under the profile's reading."""
     wanted = set(only) if only else None
@@ -240,6 +243,7 @@ def prove_profile(
         for p in CATALOG
         if p.id in FORMULAS and p.applies(profile.name) and (wanted is None or p.id in wanted)
     }
-    prover = Prover(Encoding(bounds, Variant(params, mutations)), checks, cross_check=cross_check, progress=progress)
+    e = Encoding(bounds, Variant(params, mutations))
+    prover = Prover(e, checks, cross_check=cross_check, progress=progress, rlimit=rlimit)
     outcomes = prover.prove(depth)
     return ProfileRun(profile.name, prover, outcomes, prover.lemmas, depth, prover.seconds, prover.bmc_depth)

@@ -50,7 +50,7 @@ def reach(
                 break
             m = u.s.model()
             if accept(u.trace(m)):
-                plain = u.trace(u.plainest(lit))  # programs that do as little as possible
+                plain = u.trace(u.plainest(lit, m))  # programs that do as little as possible
                 return Found(plain if accept(plain) else u.trace(m), u.depth)
             u.block(m, lit)
     return None

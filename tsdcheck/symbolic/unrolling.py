@@ -79,8 +79,8 @@ class Unrolling:
 
         return decode(m, self.e, self.steps, self.frames[-1])
 
-    def plainest(self, probe: z3.BoolRef) -> z3.ModelRef:
-        """A model of ``probe`` whose destructor programs do as little as possible."""
+    def plainest(self, probe: z3.BoolRef, m: z3.ModelRef) -> z3.ModelRef:
+        """A model of ``probe`` (``m`` is one) whose destructor programs do as little as possible."""
         s = self.s
         s.push()
         for p in self.e.g.programs:
@@ -89,9 +89,8 @@ class Unrolling:
                 wishes += [p.kind[j] == 0, p.value[j] == 1, p.times[j] == 1, p.key[j] == NO_KEY]
             for wish in wishes:
                 if s.check(probe, wish) == z3.sat:
+                    m = s.model()
                     s.add(wish)
-        s.check(probe)
-        m = s.model()
         s.pop()
         return m
 
@@ -117,7 +116,7 @@ class Unrolling:
             for _ in range(more):
                 self.grow()
             whole = z3.And(at, self.frames[-1].exiting == -1)
-            trace = self.trace(self.plainest(whole)) if self.s.check(whole) == z3.sat else None
+            trace = self.trace(self.plainest(whole, self.s.model())) if self.s.check(whole) == z3.sat else None
             self.frames, self.steps = frames, steps
             self.s.pop()
             if trace is not None:
@@ -168,7 +167,7 @@ def earliest(
                 return out
             if answer != z3.sat:
                 break
-            m = u.plainest(lit) if plain else u.s.model()
+            m = u.plainest(lit, u.s.model()) if plain else u.s.model()
             trace = u.trace(m)
             for name in [n for n, h in holds.items() if z3.is_true(m.eval(h, model_completion=True))]:
                 out.hits[name] = Hit(u.depth, trace, time.perf_counter() - start)
