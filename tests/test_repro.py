@@ -19,6 +19,7 @@ from zoo import BY_NAME, CATALOGUE, build
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.text import parse_trace
 from tsdcheck.properties import violations
+from tsdcheck.repro import Plan, make_plan
 from tsdcheck.repro.command import add_parser
 from tsdcheck.repro.command import run as repro_command
 
@@ -291,3 +292,19 @@ def test_a_hang_and_a_crash_are_violations_of_calls_return(tmp_path, programs):
     crash = run(programs(_write(tmp_path, "crash", crash_trace)), lib)
     assert crash.returncode == 1 and "died of signal" in crash.stdout, crash.stdout
     assert "VIOLATION of calls-return" in crash.stdout
+
+
+@pytest.mark.parametrize("text", [FORK_IN_BLOCK, (TRACES / "race_dtor_reread.trace").read_text()], ids=["fork", "z3"])
+def test_memoised_vectors_equal_the_enumerated_ones(text):
+    """A block too large for its orders embeds the vectors some interleaving allows, found with
+    memoisation: on small blocks they are exactly the enumeration's."""
+    tf = parse_trace(text)
+    params = get_profile(tf.meta.get("profile", "glibc")).params(4, 1024)
+
+    def vectors(plan: Plan) -> list[list[tuple[str, ...]]]:
+        return [sorted(r.texts for r in n.rows) for n in plan.nodes if n.rows]
+
+    full, memoised = make_plan(tf, params), make_plan(tf, params, orders=False)
+    assert vectors(full) == vectors(memoised) and len(vectors(full)[0]) > 1
+    assert all(r.orders for n in full.nodes for r in n.rows)
+    assert not any(r.orders for n in memoised.nodes for r in n.rows)

@@ -274,6 +274,8 @@ def _signature(states: Sequence[State]) -> frozenset[object]:
 class _Builder:
     steps: list[Step]
     params: Params
+    orders: bool = True
+    """Embed a block's orders (else only its vectors, as for a block too large for them)."""
     nodes: list[Node] = field(default_factory=list)
     index: dict[tuple[int, frozenset[object]], int] = field(default_factory=dict)
     pending: list[tuple[int, list[State]]] = field(default_factory=list)
@@ -333,7 +335,7 @@ class _Builder:
         lengths = [len(ix) for _, ix in sched.lanes]
         interleavings = math.factorial(sum(lengths)) // math.prod(math.factorial(k) for k in lengths)
         try:
-            if interleavings > MAX_BLOCK_ROWS:
+            if interleavings > MAX_BLOCK_ROWS or not self.orders:
                 raise _TooLarge
             found, undefined = _enumerate(starts, sched, self.params)
         except _TooLarge:
@@ -481,22 +483,43 @@ Vectors = dict[tuple[tuple[int, str], ...], dict[object, State]]
 def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Found, list[UndefinedOrder]]:
     """The observation vectors some interleaving allows, without the orders (for blocks too large
     for ``_enumerate``): memoised on the lanes' positions and the model state, so a create storm
-    whose interleavings all observe the same is one vector however many orders it has."""
+    whose interleavings all observe the same is one vector however many orders it has.  With the
+    main thread's fork, a vector ends where the fork is placed, with what the child can see
+    (``_seen_from_child``: a later text for an operation overrides an earlier one)."""
     n = len(sched.ops)
     lanes = [ix for _, ix in sched.lanes]
-    if sched.server is None:
-        raise PlanError(f"the parallel block with a fork has over {MAX_BLOCK_ROWS} orders and outcomes; shrink it")
+    fork = next((i for i, lo in enumerate(sched.ops) if isinstance(lo.op, Fork)), None)
     memo: dict[tuple[object, ...], Vectors] = {}
     undefined: list[str] = []
 
-    def rest(pos: tuple[int, ...], state: State, failed: Failed) -> Vectors:
-        key = (pos, failed, state.signature())
+    def child_view(placed: tuple[int, ...], pos: tuple[int, ...], state: State) -> Vectors:
+        per_lane: list[list[dict[int, str]]] = []
+        for li, lane in enumerate(lanes):
+            if fork in lane:
+                continue
+            options: list[dict[int, str]] = [{}]
+            if pos[li] < len(lane):
+                options.append({lane[pos[li]]: PENDING})
+            if placed[li]:
+                options.append({lane[placed[li] - 1]: PENDING})
+            per_lane.append(options)
+        out: Vectors = {}
+        for choice in itertools.product(*per_lane):
+            merged: dict[int, str] = {}
+            for part in choice:
+                merged.update(part)
+            out[tuple(sorted(merged.items()))] = {state.signature(): state}
+        return out
+
+    def rest(pos: tuple[int, ...], placed: tuple[int, ...], state: State, failed: Failed, forked: bool) -> Vectors:
+        key = (pos, placed, failed, forked, state.signature())
         if key in memo:
             return memo[key]
         if len(memo) > MAX_BLOCK_ROWS:
-            raise PlanError(
-                f"the parallel block has too many interleavings and outcomes (over {MAX_BLOCK_ROWS}); shrink it"
-            )
+            raise PlanError(f"the parallel block has too many interleavings (over {MAX_BLOCK_ROWS} states); shrink it")
+        if forked:
+            memo[key] = child_view(placed, pos, state)
+            return memo[key]
         if all(p == len(lane) for p, lane in zip(pos, lanes, strict=True)):
             memo[key] = {(): {state.signature(): state}}
             return memo[key]
@@ -506,17 +529,23 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
                 undefined.append(m.undefined)
                 continue
             assert m.state is not None
-            head = () if m.op is None or m.text is None else ((m.op, m.text),)
-            for tail, finals in rest(m.pos, m.state, m.failed).items():
-                out.setdefault(tuple(sorted(head + tail)), {}).update(finals)
+            head: dict[int, str] = {} if m.op is None or m.text is None else {m.op: m.text}
+            now_placed = placed
+            if m.op is not None:
+                li = next(j for j, lane in enumerate(lanes) if m.op in lane)
+                now_placed = _moved(placed, li, m.pos[li])
+            for tail, finals in rest(m.pos, now_placed, m.state, m.failed, m.op == fork).items():
+                merged = {**head, **dict(tail)}
+                out.setdefault(tuple(sorted(merged.items())), {}).update(finals)
         if sum(len(v) for v in out.values()) > MAX_BLOCK_ROWS:
             raise PlanError(f"the parallel block has too many outcomes (over {MAX_BLOCK_ROWS}); shrink it")
         memo[key] = out
         return out
 
     found: Found = {}
+    zero = (0,) * len(lanes)
     for s in starts:
-        for vector, finals in rest((0,) * len(lanes), s, (frozenset(),) * len(lanes)).items():
+        for vector, finals in rest(zero, zero, s, (frozenset(),) * len(lanes), False).items():
             texts = dict(vector)
             full = tuple(texts.get(i, SKIPPED) for i in range(n))
             found.setdefault(full, (set(), []))[1].extend(finals.values())
@@ -606,13 +635,16 @@ def _recorded(
     return i, text, tuple(sorted(found))
 
 
-def make_plan(tf: TraceFile, params: Params, profile: str = "default") -> Plan:
-    """The reproducer's plan for a parsed trace under ``params`` (PlanError if it has none)."""
+def make_plan(tf: TraceFile, params: Params, profile: str = "default", orders: bool = True) -> Plan:
+    """The reproducer's plan for a parsed trace under ``params`` (PlanError if it has none).
+
+    ``orders=False`` embeds a block's allowed vectors without the orders that explain them (what
+    a block too large for its orders gets); the tests check both give the same vectors."""
     ops = _all_ops(tf)
     if not ops:
         raise PlanError("the trace holds no operations")
     steps = schedule(tf)
-    nodes = _Builder(steps, params).build()
+    nodes = _Builder(steps, params, orders).build()
     threads = 1 + max([_op_thread(op) or 0 for op in ops] + [op.thread for op in ops if isinstance(op, Spawn)])
     news = sum(1 for op in ops if isinstance(op, Create) for i in op.dtor or () if isinstance(i, NewKey))
     dynamic = news * threads * 2
