@@ -161,7 +161,7 @@ def _thread_fn(t: int) -> str:
     return f"thread_{t}"
 
 
-def _sequential(s: _Script, i: int, st: Sched, plan: Plan) -> None:
+def _sequential(s: _Script, i: int, st: Sched) -> None:
     """Thread ``s.thread``'s part in sequential step ``i``."""
     t, op = s.thread, st.op
     comment = f"/* step {i + 1}: {fmt_op(op)} */"
@@ -306,7 +306,7 @@ def _scripts(plan: Plan) -> list[str]:
         s = _Script(t)
         for i, st in enumerate(plan.steps):
             if isinstance(st, Sched):
-                _sequential(s, i, st, plan)
+                _sequential(s, i, st)
             else:
                 _block(s, i, st)
         s.add("park();")
