@@ -4,8 +4,10 @@ Prints one table from one run.  Per row (keys K, threads T, depth d; profile pos
 
 * prove: ``tsdcheck prove``'s own way, invariants and k-induction first (every depth at
   once), BMC only for base cases and properties induction leaves; seconds and results;
-* BMC: the catalog taken through bounded model checking to depth d on one shared solver
-  (what ``--cross-check`` adds), stopped at the cap and said so;
+* BMC+inv: the catalog through bounded model checking to depth d on one shared solver, every
+  frame carrying the proved invariants (how ``prove`` runs BMC for what induction leaves and
+  for counterexamples), invariants included, stopped at the cap;
+* BMC: the same without the invariants (what ``--cross-check`` adds), stopped at the cap;
 * explicit: the bounded space walked breadth-first with the Python model, states visited and
   seconds, stopped at the cap (the depth reached is said).
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from tsdcheck.model.ops import (
     Create,
@@ -43,9 +45,13 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import exit_outcomes, outcomes
 from tsdcheck.model.state import Params, State
-from tsdcheck.symbolic.prove import prove_profile
+from tsdcheck.properties.catalog import CATALOG
+from tsdcheck.symbolic.encoding import Encoding
+from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.prove import Prover, prove_profile
+from tsdcheck.symbolic.results import Outcome
 from tsdcheck.symbolic.solver import z3_version
-from tsdcheck.symbolic.variant import Bounds
+from tsdcheck.symbolic.variant import Bounds, Variant
 
 PROFILE = get_profile("posix")
 PARAMS = PROFILE.params(4, 2)
@@ -56,14 +62,40 @@ class Capped(Exception):
     """The time cap was reached; the message says how far the run got."""
 
 
+def _summary(outcomes: Iterable[Outcome]) -> str:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+
+def strengthened_bmc(bounds: Bounds, depth: int, cap: float) -> tuple[float, str]:
+    """Seconds and outcomes of BMC to ``depth`` with the invariants on every frame."""
+    start = time.perf_counter()
+    checks = {p.id: PARAMS for p in CATALOG if p.id in FORMULAS and p.applies(PROFILE.name)}
+
+    def stop_at_cap(line: str) -> None:
+        if time.perf_counter() - start > cap:
+            reached, target = line.split(":")[0].removeprefix("BMC depth ").split("/")
+            if int(reached) < int(target):
+                raise Capped(line.split(":")[0])
+
+    prover = Prover(Encoding(bounds, Variant(PARAMS)), checks, progress=stop_at_cap)
+    try:
+        outcomes = prover.bmc(depth)
+    except Capped as c:
+        return time.perf_counter() - start, f"capped after {c}"
+    return time.perf_counter() - start, _summary(outcomes.values())
+
+
 def z3_run(bounds: Bounds, depth: int, cross_check: bool, cap: float) -> tuple[float, str]:
     """Seconds and a summary of the outcomes of ``prove`` (with ``cross_check``: BMC to ``depth`` too)."""
     start = time.perf_counter()
 
     def stop_at_cap(line: str) -> None:
         """Stop between two BMC depths once over the cap (a depth under way is not cut short)."""
-        if line.startswith("BMC depth") and time.perf_counter() - start > cap:
-            reached, target = line.split(":")[0].removeprefix("BMC depth ").split("/")
+        if line.startswith("cross-check BMC depth") and time.perf_counter() - start > cap:
+            reached, target = line.split(":")[0].removeprefix("cross-check BMC depth ").split("/")
             if int(reached) < int(target):
                 raise Capped(line.split(":")[0])
 
@@ -71,11 +103,7 @@ def z3_run(bounds: Bounds, depth: int, cross_check: bool, cap: float) -> tuple[f
         run = prove_profile(PROFILE, PARAMS, bounds, depth, cross_check=cross_check, progress=stop_at_cap)
     except Capped as c:
         return time.perf_counter() - start, f"capped after {c}"
-    seconds = time.perf_counter() - start
-    counts: dict[str, int] = {}
-    for o in run.outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
-    return seconds, ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return time.perf_counter() - start, _summary(run.outcomes)
 
 
 SMALL_PROGRAMS: list[Program | None] = [None, (GetOwn(),), (Reset(1, 5),), (SetKey(1, 1),), (NewKey(1),)]
@@ -138,15 +166,16 @@ def main() -> None:
     print(f"Z3 {z3_version()}; profile posix, PTHREAD_DESTRUCTOR_ITERATIONS 4, keys max 2, 2 values,")
     print(f"programs of 1+2 instructions, 1 cleanup handler; caps {cap:.0f} s; explicit over", end=" ")
     print(f"{len(SMALL_PROGRAMS)} programs")
-    head = f"{'K':>2} {'T':>2} {'d':>3} {'prove s':>8} {'BMC s':>7} {'explicit states':>15} {'explicit s':>10}"
-    print(f"{head}  prove | BMC | explicit")
+    head = f"{'K':>2} {'T':>2} {'d':>3} {'prove s':>8} {'BMC+inv s':>9} {'BMC s':>7} {'explicit states':>15}"
+    print(f"{head} {'explicit s':>10}  prove | BMC+inv | BMC | explicit")
     for k, t, d in ((3, 2, 4), (3, 2, 8), (3, 2, 12), (3, 2, 16), (3, 2, 24), (4, 3, 8), (4, 3, 16), (4, 3, 24)):
         b = Bounds(keys=k, threads=t)
         ps, proved = z3_run(b, d, cross_check=False, cap=10 * cap)
+        ss, strong = strengthened_bmc(b, d, cap)
         bs, bmc = z3_run(b, d, cross_check=True, cap=cap)
         n, es, how = explicit(b, d, SMALL_PROGRAMS, cap)
-        row = f"{k:>2} {t:>2} {d:>3} {ps:>8.2f} {bs:>7.2f} {n:>15} {es:>10.2f}"
-        print(f"{row}  {proved} | {bmc} | {how}", flush=True)
+        row = f"{k:>2} {t:>2} {d:>3} {ps:>8.2f} {ss:>9.2f} {bs:>7.2f} {n:>15} {es:>10.2f}"
+        print(f"{row}  {proved} | {strong} | {bmc} | {how}", flush=True)
     print("\nThe whole catalog, every default profile, K=4 T=3 d=24 (tsdcheck prove --keys 4 --threads 3 --depth 24):")
     start = time.perf_counter()
     for name in DEFAULT_PROFILES:

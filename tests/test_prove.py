@@ -156,7 +156,7 @@ def test_cross_check_takes_inductive_properties_through_bmc_with_progress_lines(
     out, err = capsys.readouterr()
     assert "agrees" in out  # "1-inductive; BMC to depth 4 agrees", wrapped in the table
     assert "prove dec: dtor-sees-null: 1-inductive" in err
-    assert "prove dec: BMC depth 4/4: 1 open" in err
+    assert "prove dec: cross-check BMC depth 4/4: 1 open" in err
 
 
 def test_a_query_over_its_resource_limit_proves_nothing():

@@ -8,11 +8,13 @@ the first k-1 steps, checked by BMC) that proves it for all depths.  One inducti
 is shared by all properties, grown one step only for those not yet proved.
 
 BMC then unrolls one shared solver for the base cases and, to the requested depth, for the
-properties induction did not prove (all of them with ``cross_check``, which re-checks every
-unbounded claim against BMC to the bound).  At each new depth it asks whether any property
-still open fails at its last step; every shallower depth was already refuted, so the first
-model found is a shortest counterexample.  It comes back as a trace of the trace language,
-which ``tsdcheck replay`` runs on any implementation.
+properties induction did not prove.  Every frame carries the proved invariants: implied, so no
+answer changes, but the solver prunes far more.  At each new depth it asks whether any
+property still open fails at its last step; every shallower depth was already refuted, so the
+first model found is a shortest counterexample.  It comes back as a trace of the trace
+language, which ``tsdcheck replay`` runs on any implementation.  ``cross_check`` also takes
+every property induction proved through BMC to the requested depth, on an unrolling without
+the invariants, so that it re-checks them as well.
 
 Every query can be exported in SMT-LIB 2 (``smtlib``), the induction steps and the
 invariants' own checks included, so another solver can re-check an unbounded claim.
@@ -71,8 +73,13 @@ class Prover:
     def _bad(self, pid: str) -> Goal:
         return lambda view: z3.Not(self.formula(pid, view))
 
-    def _unrolling(self) -> Unrolling:
-        return Unrolling(self.e, self.e.variant.params, s=make_solver(self.rlimit))
+    def _unrolling(self, strengthened: bool = True) -> Unrolling:
+        """An unrolling for BMC; ``strengthened``, every frame carries the proved invariants
+        (computed here if need be), which prunes the search without changing any answer."""
+        if strengthened and not self.lemmas:
+            self.lemmas = invariants(self.e, rlimit=self.rlimit)
+        facts = self._lemmas_at if strengthened else None
+        return Unrolling(self.e, self.e.variant.params, s=make_solver(self.rlimit), facts=facts)
 
     # bounded model checking ------------------------------------------------------------------
 
@@ -81,11 +88,11 @@ class Prover:
         u = self._unrolling()
         return self._bmc(u, list(self.checks if ids is None else ids), depth, time.perf_counter())
 
-    def _bmc(self, u: Unrolling, ids: list[str], depth: int, start: float) -> dict[str, Outcome]:
+    def _bmc(self, u: Unrolling, ids: list[str], depth: int, start: float, label: str = "BMC") -> dict[str, Outcome]:
         """Grow ``u`` to ``depth`` for the properties ``ids``."""
 
         def say(d: int, still: list[str]) -> None:
-            self.progress(f"BMC depth {d}/{depth}: {len(still)} open, {time.perf_counter() - start:.1f} s")
+            self.progress(f"{label} depth {d}/{depth}: {len(still)} open, {time.perf_counter() - start:.1f} s")
 
         found = earliest(u, {p: self._bad(p) for p in ids}, depth, plain=True, progress=say)
         self.bmc_depth = max(self.bmc_depth, u.depth)
@@ -157,11 +164,13 @@ class Prover:
         ids = list(self.checks)
         base = max((k - 1 for k in self.inductive.values()), default=0)
         results = self._bmc(u, ids, base, start)
-        rest = [p for p in ids if results[p].status == "proved to depth"]
-        if not self.cross_check:
-            rest = [p for p in rest if p not in self.inductive]
+        rest = [p for p in ids if results[p].status == "proved to depth" and p not in self.inductive]
         if rest and depth > u.depth:
             results.update(self._bmc(u, rest, depth, start))
+        if self.cross_check:
+            # Independent of the invariants, so that it re-checks them too.
+            again = [p for p in ids if results[p].status == "proved to depth" and p in self.inductive]
+            results.update(self._bmc(self._unrolling(strengthened=False), again, depth, start, "cross-check BMC"))
         self.seconds["bmc"] = time.perf_counter() - start
         for pid, r in results.items():
             k = self.inductive.get(pid)
@@ -178,8 +187,9 @@ class Prover:
     # SMT-LIB ----------------------------------------------------------------------------------------
 
     def smtlib(self, pid: str, depth: int) -> str:
-        """The BMC query 'does ``pid`` fail within ``depth`` steps?' in SMT-LIB 2."""
-        u = self._unrolling()
+        """The BMC query 'does ``pid`` fail within ``depth`` steps?' in SMT-LIB 2 (without the
+        invariants, so that it stands alone)."""
+        u = self._unrolling(strengthened=False)
         bad = [z3.Not(self.formula(pid, u.grow())) for _ in range(depth)]
         return _smt2(f"property {pid}, depth {depth}; sat = counterexample", *u.s.assertions(), z3.Or(bad))
 
