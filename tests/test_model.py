@@ -117,7 +117,7 @@ def test_key_limit_is_exact():
     ok = judge("create k0 dtor=none -> 0 key=1\nfill -> 3 keys EAGAIN raw=2..4\ncreate k5 dtor=none -> EAGAIN\n")
     assert ok.kind == "accepted"
     early = judge("fill -> 3 keys EAGAIN raw=2..4\n")
-    assert early.kind == "rejected" and "limit of 4" in early.reason
+    assert early.kind == "rejected" and early.prop == "create-below-limit" and "3 of 4 keys live" in early.reason
     assert judge("fill -> 4 keys EAGAIN raw=1..4\ncreate k5 dtor=none -> 0 key=9\n").kind == "rejected"
 
 
@@ -139,7 +139,8 @@ def test_dec_forbids_key_reuse_posix_allows_it():
 
 def test_fill_values_must_differ_from_live_keys_and_under_dec_from_deleted_ones():
     live = judge("create k0 dtor=none -> 0 key=7\nfill -> 3 keys EAGAIN raw=6..8\n")
-    assert live.kind == "rejected" and live.reason == "fill, key 2: new key value 7 equals the value of live key k0"
+    assert live.kind == "rejected" and live.prop == "keys-distinct"
+    assert live.reason.startswith("fill, key 2: new key value 7 equals the value of live key k0; breaks keys-distinct")
     reused = "create k0 dtor=none -> 0 key=7\ndelete k0 -> 0\nfill -> 4 keys EAGAIN raw=5..8\n"
     assert judge(reused).kind == "accepted"
     dec = judge(reused, DEC)

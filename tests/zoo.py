@@ -245,6 +245,7 @@ CATALOGUE: tuple[Variant, ...] = (
         "a cancellation requested inside a destructor is acted on: the loop is left and starts again",
         "Z18: live in glibc 2.36 (start_thread sets EXITING_BIT only after __nptl_deallocate_tsd); "
         "musl __pthread_exit disables cancellation first",
+        "dtor-cancel-disabled",  # the destructor finds cancellation enabled (XSH 2.9.5.3)
         "no-cancel-in-exit",
         "join-status",
     ),

@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -34,6 +34,7 @@ from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts, Implementation
 from tsdcheck.drivers.compile import cache_dir
+from tsdcheck.drivers.provenance import build_description
 from tsdcheck.drivers.pyref import BUGS
 from tsdcheck.drivers.registry import NAMES, check_preload, make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
@@ -219,7 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     rv = sub.add_parser("review", help="write the spec review (Markdown, HTML and its traces) to a directory")
     rv.add_argument("--out", default="tsdcheck-review", help="directory for review.md, review.html and traces/")
     rv.add_argument("--matrix", metavar="FILE", help="a behaviour matrix from 'tsdcheck matrix --format json'")
-    rv.add_argument("--seeds", metavar="DIR", help="the seed spec texts (default: ../shared/seeds)")
+    rv.add_argument("--seeds", metavar="DIR", help="the seed spec texts (default: those shipped in the package)")
 
     m = sub.add_parser("matrix", help="every implementation through the probing traces and a fuzz run")
     m.add_argument(
@@ -345,6 +346,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     _check_writable(args.out, args.database)
     impl = make_impl(args.impl, args.preload, args.timeout, args.cc, args.cflags, args.ldflags, _limits(args))
     meta = _run_meta(args, profile.name)
+    meta["build"] = build_description(impl)
     try:
         facts = impl.facts
         params = profile.params(facts.iterations, facts.keys_limit)
@@ -393,6 +395,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     trace = result.failure.trace
     _save(args.out, format_trace(trace, meta))
     console.print(f"[bold red]counterexample[/] on {escape(facts.name)}, shrunk to {len(trace)} operations:")
+    console.print(f"build: {meta['build']}", markup=False)
     console.print(format_trace(trace), markup=False)
     print_verdict(console, result.failure.verdict)
     console.print(finding_line(trace, facts, profile.name), markup=False)
@@ -530,7 +533,12 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
         if missing:
             raise UsageError(f"--observed needs every step observed; step {missing[0]} has no '->'")
         impl = make_impl(args.impl or tf.meta.get("impl", "model"))
-        facts = impl.facts
+        keys_max, iterations = _limits(args, tf.meta)  # the limits the recorded run was judged with
+        facts = replace(
+            impl.facts,
+            keys_max=impl.facts.keys_max if keys_max is None else keys_max,
+            iterations=impl.facts.iterations if iterations is None else iterations,
+        )
         impl.close()
         trace = [(op, obs) for op, obs in tf.steps if obs is not None]
     else:
@@ -552,7 +560,10 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
     if args.observed:
         verdict = judge_trace(trace, profile.params(facts.iterations, facts.keys_limit))
     args.sink.emit(replay_document(trace, verdict, facts, profile.name))
-    console.print(format_trace(trace, {"impl": facts.name, "profile": profile.name}), markup=False)
+    shown = {"impl": facts.name, "profile": profile.name}
+    if not args.observed:
+        shown["build"] = build_description(impl)
+    console.print(format_trace(trace, shown), markup=False)
     print_verdict(console, verdict)
     if verdict.kind == "rejected":
         console.print(finding_line(trace[: (verdict.index or 0) + 1], facts, profile.name), markup=False)
@@ -716,11 +727,14 @@ def _matrix(args: argparse.Namespace, console: Console) -> int:
 def _review(args: argparse.Namespace, console: Console) -> int:
     from tsdcheck.review.build import Settings, build
     from tsdcheck.review.render import write
-    from tsdcheck.review.seeds import DEFAULT_SEEDS
+    from tsdcheck.review.seeds import DEFAULT_SEEDS, missing_seeds
 
     if args.matrix and not Path(args.matrix).is_file():
         raise UsageError(f"no behaviour matrix at {args.matrix}")
     seeds = Path(args.seeds) if args.seeds else DEFAULT_SEEDS
+    missing = missing_seeds(seeds)
+    if missing:
+        raise UsageError(f"no seed text {', '.join(missing)} in {seeds}: the review quotes and locates them")
     review = build(Settings(seeds, Path(args.matrix) if args.matrix else None))
     paths = write(review, Path(args.out))
     console.print(f"review written to {paths[0]} and {paths[1]} ({len(paths) - 2} traces), {review.seconds:.1f} s")

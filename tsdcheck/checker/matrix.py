@@ -9,11 +9,12 @@ crash cannot hurt the checker.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.oracle import broken
 from tsdcheck.checker.probes import FAMILIES, Probe, find_probes
 from tsdcheck.checker.replay import replay
 from tsdcheck.drivers.base import EnvironmentProblem, Facts, Implementation, needs
@@ -40,7 +41,6 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.profiles import get_profile, load_profiles
 from tsdcheck.model.state import Params
 from tsdcheck.model.text import fmt_obs, fmt_op
-from tsdcheck.properties import BY_ID, violations
 
 IMPLEMENTATIONS = tuple(RECIPES)
 
@@ -190,12 +190,17 @@ class Matrix:
 
 
 def _point_cell(impl: Implementation, probe: Probe, facts: Facts) -> Cell:
-    """Which value of the point the implementation took on the probe, or what went wrong."""
+    """Which value of the point the implementation took on the probe, or what went wrong.
+
+    The probe measures a choice, so it is judged with the limits the implementation reports,
+    not the POSIX minimums the posix profile holds it to (those show in their own rows)."""
     params = get_profile("posix").params(facts.iterations, facts.keys_limit)
+    if facts.iterations > 0 and facts.keys_limit > 0:
+        params = replace(params, iterations=facts.iterations, keys_limit=facts.keys_limit)
     trace, verdict = replay(impl, probe.ops, params)
     if verdict.kind == "rejected":
-        broken = tuple(violations(trace, params))
-        return Cell("violates", f"violates {', '.join(broken) or 'the model'}", properties=broken, profile="posix")
+        props = tuple(broken(trace, params, "posix"))
+        return Cell("violates", f"violates {', '.join(props)}", properties=props, profile="posix")
     if verdict.kind == "undefined":
         return Cell("undefined", f"undefined: {verdict.reason}")
     values = sorted(label.split(": ", 1)[1] for label in verdict.choices if label.startswith(probe.point + ":"))
@@ -225,8 +230,8 @@ def _lifecycle_cell(impl: Implementation, facts: Facts, ops: tuple[Op, ...]) -> 
     shown = " / ".join(lines)
     if verdict.kind == "accepted":
         return Cell("observed", shown, lines, profile="posix")
-    broken = tuple(sorted(p for p in violations(trace, params) if BY_ID[p].applies("posix")))
-    return Cell("observed", f"{shown} (violates {', '.join(broken) or 'the model'})", lines, broken, profile="posix")
+    props = tuple(sorted(broken(trace, params, "posix")))
+    return Cell("observed", f"{shown} (violates {', '.join(props)})", lines, props, profile="posix")
 
 
 def _fuzz_cell(impl: Implementation, facts: Facts, profile: str, examples: int, seed: int, label: str = "") -> Cell:
@@ -240,9 +245,9 @@ def _fuzz_cell(impl: Implementation, facts: Facts, profile: str, examples: int, 
             "conforms", f"{label}conforms ({result.stats.steps} steps)", steps=result.stats.steps, profile=profile
         )
     trace = result.failure.trace
-    broken = tuple(p for p in violations(trace, params) if p in BY_ID and BY_ID[p].applies(profile))
-    text = f"{label}violates {', '.join(broken) or 'the model'} ({len(trace)} steps)"
-    return Cell("violates", text, properties=broken, steps=len(trace), profile=profile)
+    props = tuple(broken(trace, params, profile))
+    text = f"{label}violates {', '.join(props)} ({len(trace)} steps)"
+    return Cell("violates", text, properties=props, steps=len(trace), profile=profile)
 
 
 def build_matrix(

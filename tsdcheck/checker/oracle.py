@@ -6,13 +6,14 @@ what has been observed so far; a step is accepted when some candidate allows it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.semantics import Result, step
 from tsdcheck.model.state import Params, State
+from tsdcheck.properties import BY_ID, violations
 
 Kind = Literal["accepted", "rejected", "undefined"]
 
@@ -27,6 +28,8 @@ class Verdict:
     reason: str | None = None
     allowed: tuple[str, ...] = ()
     choices: frozenset[str] = frozenset()
+    prop: str | None = None
+    """The property a rejected step breaks (its reason ends with the property's citation)."""
 
     def describe(self) -> str:
         if self.kind == "accepted":
@@ -61,6 +64,14 @@ class Oracle:
         return Result(states=self.states, choices=choices)
 
 
+def broken(steps: Sequence[tuple[Op, Obs]], params: Params, profile: str) -> list[str]:
+    """The properties a trace breaks under ``profile``: the one its rejection names first, then
+    those the independent predicates find: a finding always names a property."""
+    named = judge_trace(steps, params).prop
+    found = [p for p in violations(steps, params) if BY_ID[p].applies(profile)]
+    return ([named] if named else []) + [p for p in found if p != named]
+
+
 def judge_trace(steps: Iterable[tuple[Op, Obs]], params: Params) -> Verdict:
     oracle = Oracle(params)
     for i, (op, obs) in enumerate(steps):
@@ -68,5 +79,5 @@ def judge_trace(steps: Iterable[tuple[Op, Obs]], params: Params) -> Verdict:
         if r.undefined:
             return Verdict("undefined", i, r.undefined)
         if not r.accepted:
-            return Verdict("rejected", i, r.reason, r.allowed, frozenset(oracle.choices))
+            return Verdict("rejected", i, r.reason, r.allowed, frozenset(oracle.choices), r.prop)
     return Verdict("accepted", choices=frozenset(oracle.choices))

@@ -41,7 +41,7 @@ def replay(impl: Implementation, ops: Iterable[Op], params: Params) -> tuple[lis
             if r.undefined:
                 return trace, Verdict("undefined", i, r.undefined, choices=frozenset(oracle.choices))
             if not r.accepted:
-                return trace, Verdict("rejected", i, r.reason, r.allowed, frozenset(oracle.choices))
+                return trace, Verdict("rejected", i, r.reason, r.allowed, frozenset(oracle.choices), r.prop)
     finally:
         session.close()
     return trace, Verdict("accepted", choices=frozenset(oracle.choices))

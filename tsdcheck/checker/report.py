@@ -8,11 +8,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tsdcheck.checker.coverage import REACHED, Stats
-from tsdcheck.checker.oracle import Verdict, judge_trace
+from tsdcheck.checker.oracle import Verdict, broken, judge_trace
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.profiles import load_profiles
-from tsdcheck.properties import BY_ID, violations
 from tsdcheck.symbolic.results import ProfileRun
 
 
@@ -27,14 +26,18 @@ def profile_verdicts(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str
 
 
 def finding_line(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> str:
-    """E.g. "violates at-most-n-passes under default, dec; allowed by posix"."""
+    """E.g. "violates at-most-n-passes under default, dec; allowed by posix": the properties
+    broken, then exactly the profiles that reject the trace, those under which it reaches
+    undefined behaviour, and those that accept it."""
     verdicts = profile_verdicts(trace, facts, profile)
     params = load_profiles()[profile].params(facts.iterations, facts.keys_limit)
-    broken = [p for p in violations(trace, params) if BY_ID[p].applies(profile)]
-    rejected = [n for n, v in verdicts.items() if v.kind == "rejected"]
+    props = broken(trace, params, profile)
+    props += [v.prop for v in verdicts.values() if v.prop and v.prop not in props]
+    by_kind = {kind: [n for n, v in verdicts.items() if v.kind == kind] for kind in ("rejected", "undefined")}
     allowed = [n for n, v in verdicts.items() if v.kind == "accepted"]
-    text = f"violates {', '.join(broken) or 'the model'}"
-    text += f" under {', '.join(rejected)}" if rejected else ""
+    text = f"violates {', '.join(props)}" if props else f"breaks no property under {profile}"
+    text += f" under {', '.join(by_kind['rejected'])}" if by_kind["rejected"] else "; rejected under no profile"
+    text += f"; undefined under {', '.join(by_kind['undefined'])}" if by_kind["undefined"] else ""
     return text + (f"; allowed by {', '.join(allowed)}" if allowed else "; allowed by no profile")
 
 

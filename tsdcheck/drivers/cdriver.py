@@ -28,7 +28,6 @@ from tsdcheck.model.ops import (
     RETURN,
     Call,
     Cancel,
-    CancelSeen,
     CancelSelf,
     Code,
     Crash,
@@ -71,7 +70,7 @@ from tsdcheck.model.ops import (
     Spawn,
     Timed,
 )
-from tsdcheck.model.text import fmt_op
+from tsdcheck.model.text import fmt_op, parse_cancel_seen
 
 SOURCE = "tsd_driver.c"
 MAX_CALLS = 10_000
@@ -107,7 +106,10 @@ def _value(tok: str) -> Ptr:
 
 def _effect(tok: str) -> Effect:
     if tok.startswith("cancel="):
-        return CancelSeen(tok == "cancel=acted")
+        cancel = parse_cancel_seen(tok)
+        if cancel is None:
+            raise ValueError(f"not a cancellation record: {tok!r}")
+        return cancel
     head, _, rc = tok.partition("=")
     kind, key = head[0], head[1:]
     if kind == "g":

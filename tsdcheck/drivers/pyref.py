@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import (
+    DISABLED,
     EAGAIN,
     EINVAL,
     NEW_KEY_PROGRAM,
@@ -261,7 +262,7 @@ class PyRefSession:
                     rc, _ = self.key_delete(self.slot_of.pop(k2), t)
                     effects.append(DeleteSeen(k2, rc))
                 case CancelSelf() if n == 1:
-                    effects.append(CancelSeen(False))  # cancellation is disabled while the thread exits
+                    effects.append(CancelSeen(False, DISABLED))  # disabled until the thread has terminated
                 case NewKey(v) if n == 1:
                     k_new = self.next_key
                     self.next_key += 1

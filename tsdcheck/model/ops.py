@@ -247,11 +247,17 @@ class NewSeen:
     raw: int | None = None
 
 
+ENABLED, DISABLED = "enabled", "disabled"
+"""Cancelability states (PTHREAD_CANCEL_ENABLE / _DISABLE) as a destructor reads them."""
+
+
 @dataclass(frozen=True, slots=True)
 class CancelSeen:
-    """Whether the cancellation point acted on the pending request (the destructor did not return)."""
+    """Whether the cancellation point acted on the pending request (the destructor did not return),
+    and the cancelability state the destructor read at entry (None: not reported, older traces)."""
 
     acted: bool
+    state: str | None = None
 
 
 Effect = GetSeen | ResetSeen | SetSeen | DeleteSeen | NewSeen | CancelSeen

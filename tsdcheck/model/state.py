@@ -32,6 +32,14 @@ class Params:
     """Whether the libc promises more than POSIX in the child of a fork from a multi-threaded
     process (POSIX: only async-signal-safe calls until exec; glibc and musl since 1.2.2 make the
     rest of the library usable there)."""
+    loose_after_n: bool = False
+    """After ``iterations`` complete passes, whether the exit may also stop partway through a pass
+    and skip a key whose destructor has run ``iterations`` times (POSIX as written); only with
+    "continue" in ``after_last_pass``."""
+    full_key_limit: bool = True
+    """Whether every key up to ``keys_limit`` is promised: pthread_key_create's EAGAIN below it is
+    then a finding; otherwise it is a permitted failure (POSIX: "the system lacked the necessary
+    resources to create another thread-specific data key")."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from tsdcheck.model.ops import (
+    DISABLED,
+    ENABLED,
     PTHREAD_EXIT,
     RETURN,
     Call,
@@ -104,6 +106,15 @@ class TraceFile:
 
 
 # --- formatting ----------------------------------------------------------------------------
+
+
+def parse_cancel_seen(tok: str) -> CancelSeen | None:
+    """``cancel=[enabled:|disabled:]acted|returned``: the state a destructor read at entry (absent in
+    older traces), then whether its cancellation point acted; None if ``tok`` is not that."""
+    state, _, outcome = tok.removeprefix("cancel=").rpartition(":")
+    if state not in ("", ENABLED, DISABLED) or outcome not in ("acted", "returned"):
+        return None
+    return CancelSeen(outcome == "acted", state or None)
 
 
 def fmt_value(v: Ptr) -> str:
@@ -194,8 +205,8 @@ def fmt_effect(e: Effect) -> str:
             return f"del k{k}={rc}"
         case NewSeen(k, rc, raw):
             return f"new k{k}={rc}" + ("" if raw is None else f" key={raw}")
-        case CancelSeen(acted):
-            return f"cancel={'acted' if acted else 'returned'}"
+        case CancelSeen(acted, state):
+            return f"cancel={'' if state is None else state + ':'}{'acted' if acted else 'returned'}"
     raise TypeError(e)
 
 
@@ -400,8 +411,8 @@ def _parse_effects(text: str) -> tuple[Effect, ...]:
             effects.append(GetSeen(_ptr(tok[4:])))
         elif tok.startswith("reset="):
             effects.append(ResetSeen(_rc(tok[6:])))
-        elif tok in ("cancel=acted", "cancel=returned"):
-            effects.append(CancelSeen(tok == "cancel=acted"))
+        elif tok.startswith("cancel=") and (cancel := parse_cancel_seen(tok)) is not None:
+            effects.append(cancel)
         elif tok in ("set", "del", "new") and i + 1 < len(w) and "=" in w[i + 1]:
             k, rc = w[i + 1].split("=", 1)
             key, rc = _handle(k, "k"), _rc(rc)

@@ -84,7 +84,9 @@ BUG_CLASSES: tuple[BugClass, ...] = (
         reference=True,
         mutant="LEFTOVERS",
     ),
-    _bug("cancel-in-exit", "no-cancel-in-exit", "join-status", rule=True, mutant="CANCEL_IN_DTOR"),
+    _bug(
+        "cancel-in-exit", "no-cancel-in-exit", "join-status", "dtor-cancel-disabled", rule=True, mutant="CANCEL_IN_DTOR"
+    ),
     _bug("cleanup-after-dtors", "cleanup-before-dtors", reference=True, rule=True, mutant="DTORS_BEFORE_CLEANUP"),
     _bug("exit-no-dtors", "at-least-n-passes", "main-exit-goes-on", mutant="EXIT_NO_DTORS"),
     _bug(

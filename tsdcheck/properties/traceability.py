@@ -10,14 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tsdcheck.properties.catalog import (
+    CANCEL_SECTION,
     CLEANUP_PAGE,
     DEC,
     DEC2,
     EXIT_PAGE,
     FORK_PAGE,
+    GETSPECIFIC_PAGE,
+    JOIN_PAGE,
+    KEY_DELETE_PAGE,
     POSIX,
     PTHREAD_CANCEL_PAGE,
     PTHREAD_EXIT_PAGE,
+    TESTCANCEL_PAGE,
 )
 
 
@@ -33,6 +38,9 @@ class Row:
 
 
 _DECS = f"{DEC} = {DEC2}"
+_EXPLAINS = "explanatory: says what TSD is for, asks nothing of an implementation"
+_UNDEFINED = "undefined behaviour: never generated; a replayed trace that does it gets the verdict 'undefined'"
+_PERMITTED = "a permitted failure: the model accepts it, leaves the state as it was and records the choice"
 _LOOSE = "a point of looseness: the model allows every option and the fuzz summary records the choice"
 
 ROWS: tuple[Row, ...] = (
@@ -61,6 +69,17 @@ ROWS: tuple[Row, ...] = (
     ),
     Row(
         _DECS,
+        'Thread-specific data allows client software to associate "static" information with the current thread.',
+        why_not=_EXPLAINS,
+    ),
+    Row(
+        _DECS,
+        "For example, where a routine declares a variable static in a single-threaded program, a multithreaded "
+        "version of the program might create a thread- specific data key to store the same variable.",
+        why_not=_EXPLAINS,
+    ),
+    Row(
+        _DECS,
         "This routine generates and returns a new key value. The key reserves a cell within each thread.",
         ("success-codes", "values-per-thread"),
     ),
@@ -75,6 +94,7 @@ ROWS: tuple[Row, ...] = (
         "process.",
         why_not="an obligation on applications; the trace language creates each key exactly once",
     ),
+    Row(_DECS, "(See the pthread_once() description for more information.)", why_not="a cross-reference"),
     Row(
         _DECS,
         "When a thread terminates, its thread-specific data is automatically destroyed; however, the key remains "
@@ -114,6 +134,16 @@ ROWS: tuple[Row, ...] = (
         _DECS,
         "At this point, any key values that represent allocated heap will be lost.",
         why_not="a consequence for memory, invisible through the TSD interface",
+    ),
+    Row(
+        _DECS,
+        "Note that this occurs only when a destructor performs some action that creates a new value for some key.",
+        why_not="explains when values remain; destructor programs that re-set (reset, set) are how traces reach it",
+    ),
+    Row(
+        _DECS,
+        "Your program's destructor code should attempt to avoid this sort of circularity.",
+        why_not="advice to applications",
     ),
     Row(
         POSIX,
@@ -157,6 +187,8 @@ ROWS: tuple[Row, ...] = (
         "성공 시 pthread_key_create() 함수는 새로 생성한 키 값을 *key에 저장하고 0을 반환한다.",
         ("success-codes", "calls-return"),
     ),
+    Row(POSIX, "아니면 오류를 나타내는 오류 번호를 반환한다.", ("success-codes",)),
+    Row(POSIX, "다음 경우에 pthread_key_create() 함수가 실패한다.", ("create-eagain-at-limit",)),
     Row(
         POSIX,
         "EAGAIN: 자원이 부족하거나, 프로세스당 키 총개수에 대한 시스템 제한인 PTHREAD_KEYS_MAX를 초과했다.",
@@ -165,13 +197,13 @@ ROWS: tuple[Row, ...] = (
     Row(
         POSIX,
         "ENOMEM: 키를 생성하기에 충분한 메모리가 없다.",
-        why_not="memory exhaustion is not provoked; the model assumes memory suffices, so an ENOMEM is reported",
+        why_not=_PERMITTED + " (memory exhaustion is not provoked)",
     ),
     Row(POSIX, "pthread_key_create() 함수는 오류 코드 [EINTR]을 반환하지 않는다.", ("success-codes",)),
     Row(
         POSIX,
         "초기화 전에 키를 사용하려는 시도는 모두 프로그래밍 오류이며 (non-normative EXAMPLES)",
-        why_not="undefined behaviour: never generated; a replayed trace that does it gets the verdict 'undefined'",
+        why_not=_UNDEFINED,
     ),
     Row(
         POSIX,
@@ -221,5 +253,286 @@ ROWS: tuple[Row, ...] = (
         "A process shall be created with a single thread. If a multi-threaded process calls fork(), the new process "
         "shall contain a replica of the calling thread and its entire address space",
         ("fork-child-replica", "new-thread-null"),
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "The pthread_exit() function shall terminate the calling thread and make the value value_ptr available to "
+        "any successful join with the terminating thread.",
+        ("join-status",),
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "Thread termination does not release any application visible process resources, including, but not "
+        "limited to, mutexes and file descriptors, nor does it perform any process-level cleanup actions",
+        ("main-exit-goes-on",),
+    ),
+    Row(PTHREAD_EXIT_PAGE, "The function's return value shall serve as the thread's exit status.", ("join-status",)),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "The behavior of pthread_exit() is undefined if called from a cancellation cleanup handler or destructor "
+        "function that was invoked as a result of either an implicit or explicit call to pthread_exit().",
+        why_not=_UNDEFINED + " (no destructor program calls pthread_exit)",
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "After a thread has terminated, the result of access to local (auto) variables of the thread is undefined.",
+        why_not="the application's memory, outside the TSD interface",
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "The behavior shall be as if the implementation called exit() with a zero argument at thread termination time.",
+        ("main-exit-goes-on", "no-dtors-at-process-exit"),
+    ),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "The pthread_exit() function cannot return to its caller.",
+        ("calls-return",),
+    ),
+    Row(
+        JOIN_PAGE,
+        "The pthread_join() function shall suspend execution of the calling thread until the target thread "
+        "terminates, unless the target thread has already terminated. On return from a successful pthread_join() "
+        "call with a non-NULL value_ptr argument, the value passed to pthread_exit() by the terminating thread "
+        "shall be made available in the location referenced by value_ptr.",
+        ("join-status",),
+    ),
+    Row(
+        JOIN_PAGE,
+        "When a pthread_join() returns successfully, the target thread has been terminated.",
+        ("join-status", "pass-visits-all", "at-least-n-passes"),
+    ),
+    Row(
+        JOIN_PAGE,
+        "The results of multiple simultaneous calls to pthread_join() specifying the same target thread are "
+        "undefined. If the thread calling pthread_join() is canceled, then the target thread shall not be detached.",
+        why_not="the driver joins each joinable thread once, from a thread that is never cancelled",
+    ),
+    Row(
+        JOIN_PAGE,
+        "The behavior is undefined if the value specified by the thread argument to pthread_join() does not refer "
+        "to a joinable thread. The behavior is undefined if the value specified by the thread argument to "
+        "pthread_join() refers to the calling thread.",
+        why_not="never done: a detached thread's end is observed without a join",
+    ),
+    Row(
+        JOIN_PAGE,
+        "If successful, the pthread_join() function shall return zero; otherwise, an error number shall be "
+        "returned to indicate the error.",
+        ("join-status",),
+    ),
+    Row(
+        PTHREAD_CANCEL_PAGE,
+        "The pthread_cancel() function shall request that thread be canceled. The target thread's cancelability "
+        "state and type determines when the cancellation takes effect.",
+        ("join-status", "cleanup-before-dtors"),
+    ),
+    Row(
+        PTHREAD_CANCEL_PAGE,
+        "The cancellation processing in the target thread shall run asynchronously with respect to the calling "
+        "thread returning from pthread_cancel().",
+        why_not="timing: the driver waits for the thread's end, then judges what it did",
+    ),
+    Row(
+        PTHREAD_CANCEL_PAGE,
+        "If successful, the pthread_cancel() function shall return zero; otherwise, an error number shall be "
+        "returned to indicate the error.",
+        why_not="the driver reports the cancelled thread's end (its destructors and join status), not the return",
+    ),
+    Row(
+        CANCEL_SECTION,
+        "Each thread maintains a list of cancellation cleanup handlers. The programmer uses the "
+        "pthread_cleanup_push() and pthread_cleanup_pop() functions to place routines on and remove routines from "
+        "this list.",
+        ("pop-runs-top", "cleanup-before-dtors"),
+    ),
+    Row(
+        CANCEL_SECTION,
+        "The behavior is undefined if a cancellation cleanup handler or thread-specific data destructor routine "
+        "changes the cancelability state to PTHREAD_CANCEL_ENABLE.",
+        why_not="the driver never does: it reads the state with PTHREAD_CANCEL_DISABLE and leaves it disabled",
+    ),
+    Row(
+        CANCEL_SECTION,
+        "The routines in the thread's list of cancellation cleanup handlers are invoked one by one in LIFO "
+        "sequence; that is, the last routine pushed onto the list (Last In) is the first to be invoked (First Out).",
+        ("cleanup-before-dtors",),
+    ),
+    Row(
+        CANCEL_SECTION,
+        "If the last cancellation cleanup handler returns, thread execution is terminated and a status of "
+        "PTHREAD_CANCELED is made available to any threads joining the target.",
+        ("join-status",),
+    ),
+    Row(
+        CANCEL_SECTION,
+        "A cancellation cleanup handler cannot exit via longjmp() or siglongjmp().",
+        why_not="an obligation on applications; the driver's handlers return",
+    ),
+    Row(
+        FORK_PAGE,
+        "The fork() function shall create a new process. The new process (child process) shall be an exact copy of "
+        "the calling process (parent process) except as detailed below",
+        ("fork-child-replica",),
+    ),
+    Row(
+        FORK_PAGE,
+        "Consequently, to avoid errors, the child process may only execute async-signal-safe operations until such "
+        "time as one of the exec functions is called.",
+        why_not="undefined in the child of a multi-threaded process (no TSD call is async-signal-safe) unless a "
+        "profile states the libc's stronger promise (fork_child_full_libc); then fork-child-replica is judged",
+    ),
+    Row(
+        FORK_PAGE,
+        "Upon successful completion, fork() shall return 0 to the child process and shall return the process ID "
+        "of the child process to the parent process.",
+        ("success-codes",),
+    ),
+    Row(
+        FORK_PAGE,
+        "The fork() function shall fail if: [EAGAIN] The system lacked the necessary resources to create another "
+        "process ... [ENOMEM] Insufficient storage space is available.",
+        why_not="resources are not exhausted in traces; the driver reports such a failure as a failed step",
+    ),
+    Row(
+        EXIT_PAGE,
+        "The exit() function shall first call all functions registered by atexit(), in the reverse order of their "
+        "registration",
+        why_not="traces register no atexit() functions",
+    ),
+    Row(
+        EXIT_PAGE,
+        "Finally, the process shall be terminated with the same consequences as described in Consequences of "
+        "Process Termination.",
+        ("no-dtors-at-process-exit",),
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "The pthread_key_delete() function shall delete a thread-specific data key previously returned by "
+        "pthread_key_create(). The thread-specific data values associated with key need not be NULL at the time "
+        "pthread_key_delete() is called.",
+        ("success-codes", "no-dtor-after-delete"),
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "It is the responsibility of the application to free any application storage or perform any cleanup "
+        "actions for data structures related to the deleted key or associated thread-specific data in any threads",
+        why_not="an obligation on applications",
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "Any attempt to use key following the call to pthread_key_delete() results in undefined behavior.",
+        why_not=_UNDEFINED,
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "No destructor functions shall be invoked by pthread_key_delete(). Any destructor function that may have "
+        "been associated with key shall no longer be called upon thread exit.",
+        ("dtor-only-at-exit", "no-dtor-after-delete"),
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "If successful, the pthread_key_delete() function shall return zero; otherwise, an error number shall be "
+        "returned to indicate the error. ... The pthread_key_delete() function shall not return an error code of "
+        "[EINTR].",
+        ("success-codes", "delete-in-dtor"),
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "The pthread_key_delete() function may fail if: [EINVAL] The key value is invalid.",
+        why_not="only for a key that is not live, which is undefined: each library's answer is shown, not judged",
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "The pthread_setspecific() function shall associate a thread-specific value with a key obtained via a "
+        "previous call to pthread_key_create(). Different threads may bind different values to the same key.",
+        ("values-per-thread", "values-persist", "get-returns-own-value"),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "These values are typically pointers to blocks of dynamically allocated memory that have been reserved "
+        "for use by the calling thread.",
+        why_not=_EXPLAINS,
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "The effect of calling pthread_getspecific() or pthread_setspecific() with a key value not obtained from "
+        "pthread_key_create() or after key has been deleted with pthread_key_delete() is undefined.",
+        why_not=_UNDEFINED,
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "A call to pthread_getspecific() for the thread-specific data key being destroyed shall return the value "
+        "NULL, unless the value is changed (after the destructor starts) by a call to pthread_setspecific().",
+        ("dtor-sees-null", "dtor-calls-defined"),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "Calling pthread_setspecific() from a thread-specific data destructor routine may result either in lost "
+        "storage (after at least PTHREAD_DESTRUCTOR_ITERATIONS attempts at destruction) or in an infinite loop.",
+        ("at-least-n-passes", "at-most-n-passes"),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "Both functions may be implemented as macros.",
+        why_not="the driver calls them through the header, macro or not",
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "The pthread_getspecific() function shall return the thread-specific data value associated with the given "
+        "key. If no thread-specific data value is associated with key, then the value NULL shall be returned.",
+        ("get-returns-own-value", "new-key-null", "new-thread-null"),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "If successful, the pthread_setspecific() function shall return zero; otherwise, an error number shall be "
+        "returned to indicate the error. ... No errors are returned from pthread_getspecific().",
+        ("success-codes", "get-returns-own-value"),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "The pthread_setspecific() function shall fail if: [ENOMEM] Insufficient memory exists to associate the "
+        "non-NULL value with the key.",
+        why_not=_PERMITTED,
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "The pthread_setspecific() function may fail if: [EINVAL] The key value is invalid.",
+        why_not="only for a key that is not live, which is undefined: each library's answer is shown, not judged",
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "These functions shall not return an error code of [EINTR].",
+        ("success-codes",),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "The pthread_getspecific() function shall return the value currently bound to the specified key on behalf "
+        "of the calling thread.",
+        ("get-returns-own-value", "values-per-thread", "values-persist"),
+    ),
+    Row(
+        GETSPECIFIC_PAGE,
+        "Both pthread_getspecific() and pthread_setspecific() may be called from a thread-specific data destructor "
+        "function.",
+        ("dtor-calls-defined",),
+    ),
+    Row(
+        KEY_DELETE_PAGE,
+        "The pthread_key_delete() function shall be callable from within destructor functions.",
+        ("delete-in-dtor",),
+    ),
+    Row(
+        CANCEL_SECTION,
+        "When a cancellation request is acted upon, or when a thread calls pthread_exit(), the thread first disables "
+        "cancellation by setting its cancelability state to PTHREAD_CANCEL_DISABLE and its cancelability type to "
+        "PTHREAD_CANCEL_DEFERRED. The cancelability state shall remain set to PTHREAD_CANCEL_DISABLE until the "
+        "thread has terminated.",
+        ("dtor-cancel-disabled",),
+    ),
+    Row(
+        TESTCANCEL_PAGE,
+        "The pthread_testcancel() function shall create a cancellation point in the calling thread. The "
+        "pthread_testcancel() function shall have no effect if cancelability is disabled.",
+        ("no-cancel-in-exit",),
     ),
 )

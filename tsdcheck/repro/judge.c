@@ -123,7 +123,8 @@ static const char *diagnose(const struct node *n, const char *text) {
     const char *events = bar ? bar + 1 : "";
     if (step == RECORDED_STEP && strcmp(text, recorded_text) == 0) return recorded_props;
     if (strstr(text, "ended=signal")) return "calls-return";
-    if (strstr(events, "cancel=acted")) return "no-cancel-in-exit";
+    if (strstr(events, "cancel=enabled")) return "dtor-cancel-disabled";
+    if (strstr(events, ":acted")) return "no-cancel-in-exit";
     if (step_kind[step] == 'x') {
         int fewest = 1 << 30, most = -1, ended_allowed = 0;
         for (int i = 0; i < n->nedges; i++) {
@@ -340,7 +341,8 @@ static int run_once(unsigned seed, int timeout_ms) {
                     const char *events = strchr(op_texts[i], '|');
                     if (events && strstr(events, "get=v")) props = "dtor-sees-null";
                     if (events && strstr(events, "(NULL)")) props = "no-dtor-for-null";
-                    if (events && strstr(events, "cancel=acted")) props = "no-cancel-in-exit";
+                    if (events && strstr(events, ":acted")) props = "no-cancel-in-exit";
+                    if (events && strstr(events, "cancel=enabled")) props = "dtor-cancel-disabled";
                     if (strncmp(op_texts[i], "EAGAIN", 6) == 0) props = "create-below-limit";
                     if (strstr(op_texts[i], "ended=signal") || strncmp(op_texts[i], "pending", 7) == 0) props = "calls-return";
                 }

@@ -35,9 +35,11 @@ def _claims(w: Witness) -> list[str]:
 
 
 def _where(review: Review, seed: str, quote: str) -> str:
+    if not seed.endswith(".txt"):  # a POSIX page the seeds do not include
+        return seed
     lines = review.seeds.locate(seed, quote)
     if lines is None:
-        return f"{seed} (not located)" if review.seeds.texts else seed
+        return f"{seed} (not located)"
     return f"{seed} line {', '.join(str(n) for n in dict.fromkeys(lines))}"
 
 
@@ -172,6 +174,8 @@ def _findings(review: Review) -> list[str]:
     out = ["## 5. Findings on the texts", ""]
     for i, f in enumerate(review.findings, 1):
         out += [f"### 5.{i} {f.title}", "", *[_quote(review, q) for q in f.quotes], "", f.analysis, ""]
+        if f.addressee:
+            out += [f"**For:** {f.addressee}.", ""]
         if f.witness:
             out += _trace_block(f.witness) + _claims(f.witness)
         if f.literal:

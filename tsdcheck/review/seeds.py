@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
-"""``../shared/seeds`` beside the project checkout."""
+DEFAULT_SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+"""The seed texts shipped with the package (``tsdcheck/seeds``, package data): the review works
+from any install or clone."""
 
 _LABEL = re.compile(r"^[A-Z]+:\s*")
 _NOTE = re.compile(r"\s*\((?:non-normative [A-Z]+|[A-Z]+)\)\s*$")
@@ -50,6 +51,46 @@ class Seeds:
                 return None
             lines.append(line)
         return lines
+
+
+SEED_NAMES = ("000_a4725e9d2e15b025.txt", "002_21b0191776a8b8f2.txt", "003_e1b53a18102db4e5.txt")
+"""The seed texts the catalog and the traceability table quote."""
+
+
+def missing_seeds(directory: Path) -> list[str]:
+    """The seed texts ``directory`` lacks (all of them when it does not exist)."""
+    return [name for name in SEED_NAMES if not (directory / name).is_file()]
+
+
+_NON_NORMATIVE = "이하는 규범적이지 않은 내용이다."
+"""The Korean POSIX page's marker: "what follows is not normative" (EXAMPLES, RATIONALE, ...)."""
+_SENTENCE_END = re.compile(r"(?<=\.)\s+|(?<=\.\))\s+")
+
+
+def normative_sentences(text: str) -> list[str]:
+    """The sentences of a seed that could ask something of an implementation: a man page's
+    DESCRIPTION, RETURN VALUE and ERRORS up to its "not normative" marker, a DEC text's
+    description; no headings, code, copyright or prolog."""
+    if "## DESCRIPTION" in text:
+        text = text[text.index("## DESCRIPTION") : text.index(_NON_NORMATIVE) if _NON_NORMATIVE in text else None]
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)
+    kept = [
+        line
+        for line in text.splitlines()
+        if not line.lstrip().startswith("#") and "Copyright" not in line and line.strip() != "Description"
+    ]
+    flowing = re.sub(r"<[^>]+>", " ", " ".join(kept)).replace("`", "")
+    return [s.strip() for s in _SENTENCE_END.split(flowing) if len(_flat(s)) > 3]
+
+
+def covers(quote: str, sentence: str) -> bool:
+    """Whether a quote (fragments joined by "...") takes in ``sentence`` or a part of it."""
+    flat = _flat(sentence).strip(",.")
+    for fragment in _NOTE.sub("", quote).split("..."):
+        part = _LABEL.sub("", _flat(fragment).strip(",."))
+        if len(part) >= 8 and (part in flat or flat in part):
+            return True
+    return False
 
 
 def _line_of(text: str, fragment: str) -> int | None:

@@ -16,6 +16,7 @@ import z3
 
 from tsdcheck.model.ops import (
     CANCELED,
+    DISABLED,
     EAGAIN,
     NEW_KEY_PROGRAM,
     OK,
@@ -152,7 +153,7 @@ class _Reader:
             elif kind == DELKEY:
                 effects.append(DeleteSeen(target, OK))
             elif kind == CANCEL:
-                effects.append(CancelSeen(self.truth(o.acted[j])))
+                effects.append(CancelSeen(self.truth(o.acted[j]), DISABLED))  # a destructor runs with it disabled
             else:
                 new = self.num(o.new_key[j])
                 made = self.truth(o.new_ok[j])
