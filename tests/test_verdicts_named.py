@@ -291,3 +291,15 @@ def test_a_finding_names_the_package_and_version_it_came_from(tmp_path, capsys):
     assert main(["replay", str(trace)]) == 0
     assert f"# build: {build}" in capsys.readouterr().out
     assert build_description(PyRef()).startswith("the Python reference model")
+
+
+def test_keys_max_minus_one_states_no_upper_limit(tmp_path, capsys):
+    from tsdcheck.cli import main
+
+    trace = tmp_path / "many.trace"
+    creates = "".join(f"create k{k} dtor=none -> 0 key={k + 1}\n" for k in range(70))  # the model allows 64
+    trace.write_text("# tsdcheck trace 1\n# impl: model\n" + creates)
+    assert main(["replay", "--observed", str(trace)]) == 1
+    assert "create-eagain-at-limit" in capsys.readouterr().out
+    assert main(["replay", "--observed", "--keys-max", "-1", str(trace)]) == 0
+    assert main(["replay", "--observed", "--keys-max", "0", str(trace)]) == 2

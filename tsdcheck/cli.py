@@ -468,7 +468,8 @@ def _run_meta(args: argparse.Namespace, profile: str) -> dict[str, str]:
 
 
 def _limits(args: argparse.Namespace, meta: dict[str, str] | None = None) -> tuple[int | None, int | None]:
-    """--keys-max and --iterations (or a saved trace's): at least 1 each."""
+    """--keys-max and --iterations (or a saved trace's): at least 1 each, or -1 for no upper limit
+    (what sysconf reports for an indeterminate limit)."""
     given = []
     for opt in ("keys_max", "iterations"):
         name = opt.replace("_", "-")
@@ -478,8 +479,8 @@ def _limits(args: argparse.Namespace, meta: dict[str, str] | None = None) -> tup
                 value = int(meta[name])
             except ValueError:
                 raise UsageError(f"the trace's '{name}' is not a number") from None
-        if value is not None and value < 1:
-            raise UsageError(f"--{name} must be at least 1")
+        if value is not None and value < 1 and value != -1:
+            raise UsageError(f"--{name} must be at least 1, or -1 for no upper limit")
         given.append(value)
     return given[0], given[1]
 
