@@ -22,6 +22,8 @@
  *                     without destructors (glibc __reclaim_stacks after BZ #4938)
  *   SEQ_RECHECK       the exit loop reads a destructor without the lock and re-checks the slot's
  *                     sequence number before calling it (bionic's serialisation, not a lock)
+ *   TSD_KEYS=n        a table of n keys, which sysconf(_SC_THREAD_KEYS_MAX) reports (e.g. 128,
+ *                     POSIX's minimum, as musl has: the generator must reach its features there too)
  * Bugs (one each):
  *   BUG_NO_CLEAR      call the destructor before clearing the value
  *   BUG_EXTRA_PASS    one pass more than PTHREAD_DESTRUCTOR_ITERATIONS
@@ -73,7 +75,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef TSD_KEYS
+#define KEYS TSD_KEYS /* a smaller table, reported by sysconf (see below) */
+#else
 #define KEYS PTHREAD_KEYS_MAX
+#endif
 #ifdef BUG_EAGAIN_NEVER
 #define SLOTS (2 * KEYS)
 #else
@@ -127,6 +133,14 @@ static pthread_key_t exit_hook;
 static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
 
 static void run_destructors(void *arg);
+
+#ifdef TSD_KEYS
+/* The table's size is the limit a program sees. */
+long sysconf(int name) {
+    long (*real_sysconf)(int) = dlsym(RTLD_NEXT, "sysconf");
+    return name == _SC_THREAD_KEYS_MAX ? KEYS : real_sysconf(name);
+}
+#endif
 
 static void make_hook(void) {
     int (*real_create)(pthread_key_t *, dtor_fn) = dlsym(RTLD_NEXT, "pthread_key_create");

@@ -4,13 +4,21 @@ implementation, and judges every observation with the set-valued model.
 The machine keeps traces defined: it only uses live keys and running threads, and
 destructor programs guard their own key operands, so undefined behaviour is never generated.
 Deep states come from destructor programs (re-set passes, ping-pong, key churn inside
-destructors) and the bulk ``fill``; an initial swarm draw switches some rules off per example
-so that different examples stress different mixes.
+destructors) and the bulk ``fill``; an initial swarm draw switches some kinds of step off per
+example so that different examples stress different mixes.
+
+Generation is cheap per operation (see docs/generator.md): the machine has one rule, and each
+run of it makes ``MOVES_PER_STEP`` moves.  A move is chosen among those the model's state allows
+and the example's swarm leaves on, and draws its arguments (a whole destructor program
+included) as a few integers straight from Hypothesis's choice sequence: a move costs a handful
+of choices, where a rule of its own cost a filter over twenty preconditions, a feature flag and
+a strategy draw per argument.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,9 +29,9 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
-from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, rule
 
-from tsdcheck.checker.coverage import Stats
+from tsdcheck.checker.coverage import Stats, applicable
 from tsdcheck.checker.guard import Guard, ShrinkBudgetSpent
 from tsdcheck.checker.minimize import hangs, minimize, run_renamed
 from tsdcheck.checker.oracle import Kind, Oracle, Verdict
@@ -59,7 +67,7 @@ from tsdcheck.model.ops import (
     Spawn,
 )
 from tsdcheck.model.semantics import outcomes, some_outcome
-from tsdcheck.model.state import Params, State
+from tsdcheck.model.state import KeyInfo, Params, State
 
 PREDICTABLE = (SetValue, GetValue, Delete, Spawn, Create, Push)
 """Operations with one allowed outcome, which can be sent ahead of their replies.  (A new key's
@@ -69,20 +77,35 @@ MAX_IN_FLIGHT = 256
 MAX_THREADS = 2
 MAX_OWN_KEYS = 6
 """Live keys made by ``create`` at once; more add steps, not behaviours."""
-VALUES = st.integers(0, 4)
-KEY_OFFSETS = st.sampled_from([-1, 1, 0, -2, 2, -3])
+KEY_OFFSETS = (-1, 1, 0, -2, 2, -3)
 """Destructor programs name keys near their own (k-3 .. k+2), so pairs that set each other,
 and keys created just after, are common."""
 SWARM = ("fill", "delete", "new-in-dtor", "del-in-dtor", "set-in-dtor", "reset-in-dtor", "lifecycle")
 """Kinds of step an example may switch off ("lifecycle": pthread_exit, cancellation, cleanup
 handlers, detached threads, the main thread's exit, fork and process end)."""
+SWARM_OFF = st.sets(st.sampled_from(SWARM), max_size=3)
+GENERATOR_SWITCHES = ("cancel-in-dtor",)
+"""What ``FuzzConfig.without`` may name besides the thread features: "cancel-in-dtor" keeps
+cancellation but leaves it out of destructor programs (glibc acts on it: a known finding)."""
+CHURN = frozenset({"new-in-dtor", "del-in-dtor"})
 MAX_HANDLERS = 3
 BATCH = 250
 """Examples per Hypothesis run in a long campaign (see ``_batches``): the engine's memory peaks
 within one run, so a short run keeps a campaign's resident set flat from its first thousand
 examples on (bench/memory.py)."""
-RARELY = st.integers(0, 7).map(lambda n: n == 0)
-"""For steps that end what follows (fork drops threads, end drops everything)."""
+MOVES_PER_STEP = 4
+"""Moves per run of the machine's rule: Hypothesis's own cost per rule is paid once for four."""
+RARELY = 8
+"""One move in this many of a kind that ends what follows (fork drops threads, end drops everything)."""
+MOVES = (
+    *("fill", "main_exit", "create", "delete", "get", "observe", "push", "spawn", "cancel", "end", "exit", "fork"),
+    *("ping_pong", "pop", "populate", "set", "relay", "churn"),
+)
+"""The machine's moves in the order Hypothesis sorted the rules they once were (by number of
+arguments, then name): a choice of 0 picks the first valid one, as it did then.  Hypothesis
+completes many novel prefixes with its simplest choices, so the order shapes traces."""
+MOVE_LABEL = 0x7473_6463_6D6F_7665
+"""Hypothesis span label of one move, so the shrinker can delete moves one by one."""
 
 
 class Counterexample(AssertionError):
@@ -95,30 +118,45 @@ class Counterexample(AssertionError):
 
 
 @lru_cache(maxsize=256)
+def instructions(iterations: int, off: frozenset[str] = frozenset(), cancel: bool = False) -> tuple[Instr, ...]:
+    """Every destructor instruction a program may hold, each kind (less those the swarm switches
+    ``off``) equally often, so that drawing one is a single choice.  Key operands are offsets
+    from the key's own name (see ``placed``); re-set counts favour the deep end: N passes, and
+    one more than N."""
+    kinds = {
+        "reset-in-dtor": [Reset(v, n) for v in range(1, 5) for n in (iterations + 1, iterations, 1, 2)],
+        "set-in-dtor": [SetKey(o, v) for o in KEY_OFFSETS for v in range(1, 5)],
+        "del-in-dtor": [DeleteKey(o) for o in KEY_OFFSETS],
+        "new-in-dtor": [NewKey(v) for v in range(1, 5)],
+    }
+    if cancel:  # a cancellation that becomes pending while destructors run
+        kinds["cancel-in-dtor"] = [CancelSelf()]
+    chosen = [table for name, table in kinds.items() if name not in off]
+    weight = math.lcm(*(len(t) for t in chosen))
+    return tuple(i for table in chosen for i in table * (weight // len(table)))
+
+
+PROGRAM_HEADS = 9
+"""A program's first choice: 0-2 no destructor (two keys in three get one: exits without
+destructor calls teach little), else whether it observes its own value first and its length."""
+PROGRAM_LENGTH = 3
+
+
+def program_of(head: int, body: list[Instr]) -> Program | None:
+    """The program that choices ``head`` and ``body`` (at least its length) stand for."""
+    if head < 3:
+        return None
+    observe, length = (head - 3) % 2, (head - 3) // 2 + 1
+    return ((GetOwn(),) if observe else ()) + tuple(body[:length])
+
+
 def programs(
     iterations: int, off: frozenset[str] = frozenset(), cancel: bool = False
 ) -> st.SearchStrategy[Program | None]:
-    """Destructor programs whose key operands are offsets from the key's own name (see
-    ``placed``); the swarm switches ``off`` some kinds of instruction.  Built once per
-    (iterations, swarm) and cached: building strategies per draw is slow."""
-    near = KEY_OFFSETS
-    kinds = {
-        # Re-set counts favour the deep end: N passes, and one more than N.
-        "reset-in-dtor": st.builds(Reset, st.integers(1, 4), st.sampled_from([iterations + 1, iterations, 1, 2])),
-        "set-in-dtor": st.builds(SetKey, near, st.integers(1, 4)),
-        "del-in-dtor": st.builds(DeleteKey, near),
-        "new-in-dtor": st.builds(NewKey, st.integers(1, 4)),
-    }
-    if cancel:  # a cancellation that becomes pending while destructors run
-        kinds["cancel-in-dtor"] = st.just(CancelSelf())
-    instr = st.one_of([s for name, s in kinds.items() if name not in off])
-
-    def build(observe: bool, body: list[Instr]) -> Program:
-        return ((GetOwn(),) if observe else ()) + tuple(body)
-
-    program = st.builds(build, st.booleans(), st.lists(instr, min_size=1, max_size=3))
-    # Two keys in three get a destructor: exits without destructor calls teach little.
-    return st.one_of(program, program, st.none())
+    """The fuzzer's destructor programs as a strategy, for tests that build traces of their own."""
+    table = instructions(iterations, off, cancel)
+    body = st.lists(st.sampled_from(table), min_size=PROGRAM_LENGTH, max_size=PROGRAM_LENGTH)
+    return st.builds(program_of, st.integers(0, PROGRAM_HEADS - 1), body)
 
 
 def placed(program: Program | None, key: int) -> Program | None:
@@ -128,12 +166,40 @@ def placed(program: Program | None, key: int) -> Program | None:
     return tuple(replace(i, key=max(key + i.key, 0)) if isinstance(i, (SetKey, DeleteKey)) else i for i in program)
 
 
+class _Choices:
+    """Draws straight from Hypothesis's choice sequence (``DataObject.conjecture_data``): a
+    choice costs a fraction of a strategy draw, and shrinks towards 0 all the same."""
+
+    __slots__ = ("cd",)
+
+    def __init__(self, data: st.DataObject) -> None:
+        self.cd = data.conjecture_data
+
+    def below(self, n: int) -> int:
+        return self.cd.draw_integer(0, n - 1) if n > 1 else 0
+
+    def between(self, low: int, high: int) -> int:
+        return self.cd.draw_integer(low, high)
+
+    def coin(self, p: float = 0.5) -> bool:
+        return self.cd.draw_boolean(p)
+
+    def rarely(self) -> bool:
+        return self.cd.draw_integer(0, RARELY - 1) == 0
+
+    def program(self, table: tuple[Instr, ...]) -> Program | None:
+        head = self.below(PROGRAM_HEADS)
+        if head < 3:
+            return None
+        return program_of(head, [table[self.below(len(table))] for _ in range((head - 3) // 2 + 1)])
+
+
 @dataclass
 class FuzzConfig:
     examples: int | None = 100
     """Examples at most; None for no limit but ``max_time``."""
     steps: int = 40
-    """Steps per example (Hypothesis's stateful_step_count)."""
+    """Moves per example, each one operation or a few (a bulk helper); see ``MOVES_PER_STEP``."""
     seed: int | None = None
     database: str | ExampleDatabase | None = None
     """Hypothesis's example database, or the directory of one; None for no database."""
@@ -146,7 +212,7 @@ class FuzzConfig:
     dry: bool = False
     """Generate and discard: no implementation, no judging (the benchmark's ceiling)."""
     without: frozenset[str] = frozenset()
-    """Thread features not to generate, e.g. to look past a known finding with cancellation."""
+    """Thread features (or ``GENERATOR_SWITCHES``) not to generate, e.g. to look past a known finding."""
     races: RaceConfig | None = None
     """After the sequential examples, hunt races with parallel cases (unless ``without`` has "races")."""
     shrink_seconds: float = 300.0
@@ -236,6 +302,7 @@ class _Run:
 
 def _machine(run: _Run) -> type[RuleBasedStateMachine]:
     params = run.params
+    cancel_in_dtor = "cancel-in-dtor" not in run.config.without
 
     class TSDMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -247,9 +314,14 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.trace: list[tuple[Op, Obs]] = []
             self.next_thread = 1
             self.off: frozenset[str] = frozenset()
+            self.disabled: frozenset[str] = frozenset()
+            self.table: tuple[Instr, ...] = ()
             self.filled: set[int] = set()
-            self._own: tuple[State | None, list[int], list[int]] = (None, [], [])
-            self.in_flight: list[Op] = []
+            self._own: tuple[dict[int, KeyInfo] | None, list[int], list[int]] = (None, [], [])
+            self._workers: tuple[State | None, list[int]] = (None, [])
+            self.in_flight: list[tuple[Op, Obs, State, State]] = []
+            """Operations sent and not yet judged: each with its predicted observation, and the
+            states before and after it."""
             self.predicted = self.oracle.states[0]
 
         def on(self, feature: str) -> bool:
@@ -271,12 +343,17 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             """The model's state, or the one predicted for operations still in flight."""
             return self.predicted if self.in_flight else self.oracle.states[0]
 
+        # --- running and judging ------------------------------------------------------------
+
         def do(self, op: Op) -> None:
+            state = self.state
             if run.config.dry:
-                outcome = some_outcome(self.state, op, params)
+                outcome = some_outcome(state, op, params)
                 assert outcome is not None
                 self.predicted = outcome[1]
-                self.in_flight = [op]  # never judged: a dry run only measures generation
+                self.in_flight = [
+                    (op, outcome[0], state, outcome[1])
+                ]  # never judged: a dry run only measures generation
                 run.stats.steps += 1
                 return
             # Operations whose outcome the model predicts are pipelined: sent at once, judged
@@ -288,19 +365,30 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             if self.pipe is not None and predictable:
                 if len(self.in_flight) >= MAX_IN_FLIGHT:
                     self.settle()
-                self.predicted = outcomes(self.state, op, params)[0][1]
+                    state = self.state
+                want, after = outcomes(state, op, params)[0]
                 self.pipe.send(op)
-                self.in_flight.append(op)
+                self.in_flight.append((op, want, state, after))
+                self.predicted = after
                 return
             self.settle()
             self.judge(op, self.session.run(op))
 
         def settle(self) -> None:
-            """Judge every operation in flight, in order."""
-            while self.in_flight:
-                op = self.in_flight.pop(0)
-                assert self.pipe is not None
-                self.judge(op, self.pipe.receive(op))
+            """Judge every operation in flight, in order.  One observed as predicted, from the
+            state the oracle holds (its only one), moves the oracle on to the predicted state
+            without judging it twice."""
+            pending, self.in_flight = self.in_flight, []
+            assert self.pipe is not None or not pending
+            oracle = self.oracle
+            for op, want, before, after in pending:
+                obs = self.pipe.receive(op)  # type: ignore[union-attr]
+                if obs == want and len(oracle.states) == 1 and oracle.states[0] is before:
+                    self.trace.append((op, obs))
+                    oracle.advance(after)
+                    run.stats.record(op, obs, before, frozenset())
+                else:
+                    self.judge(op, obs)
 
         def judge(self, op: Op, obs: Obs) -> None:
             before = self.oracle.states[0]
@@ -315,186 +403,235 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
                 raise failure
             run.stats.record(op, obs, before, r.choices)
 
+        # --- handles --------------------------------------------------------------------------
         # Handles are drawn from the model's state, not from Bundles: keys die inside
         # destructors, and a Bundle would hand them out again (a rejected example each time).
+
         def own_keys(self) -> list[int]:
             """Live keys the trace created one by one (not by fill): the interesting ones.
 
             Computed once per model state: after a fill there are a thousand live keys.
             """
-            state = self.state
-            if self._own[0] is not state:
-                own = sorted(state.live.keys() - self.filled)
-                self._own = (state, own, own or sorted(state.live))
+            live = self.state.live
+            if self._own[0] is not live:  # the same table while only values change
+                own = sorted(live.keys() - self.filled)
+                self._own = (live, own, own or sorted(live))
             return self._own[2]
 
-        def pick_key(self, data: st.DataObject) -> int:
-            return data.draw(st.sampled_from(self.own_keys()), label="key")
+        def pick_key(self) -> int:
+            keys = self.own_keys()
+            return keys[self.ch.below(len(keys))]
 
         def workers(self) -> list[int]:
             """Running spawned threads, those with the most destructor calls due first."""
             state = self.state
-            return sorted((t for t in state.values if t != MAIN_THREAD), key=lambda t: (-len(state.pending(t)), t))
+            if self._workers[0] is not state:
+                ts = sorted((t for t in state.values if t != MAIN_THREAD), key=lambda t: (-len(state.pending(t)), t))
+                self._workers = (state, ts)
+            return self._workers[1]
 
-        def pick_thread(self, data: st.DataObject, main: bool = True) -> int:
-            main = main and MAIN_THREAD in self.state.values
-            return data.draw(st.sampled_from(self.workers() + [MAIN_THREAD] * main), label="thread")
+        def pick_thread(self, main: bool = True) -> int:
+            threads = self.workers()
+            if main and MAIN_THREAD in self.state.values:
+                threads = [*threads, MAIN_THREAD]
+            return threads[self.ch.below(len(threads))]
 
-        def room(self, n: int = 1) -> bool:
+        # --- the swarm and the one rule -------------------------------------------------------
+
+        @initialize(data=st.data())
+        def swarm(self, data: st.DataObject) -> None:
+            """Per example: kinds of step switched off, and (as Hypothesis's own swarm does for
+            rules) each move switched off with one probability drawn for the example."""
+            self.ch = _Choices(data)
+            self.off = frozenset(data.draw(SWARM_OFF))
+            p = self.ch.between(0, 254) / 255
+            disabled = {name for name in MOVES if self.ch.coin(p)} if p else set()
+            self.moves = [
+                (name, getattr(self, name)) for name in MOVES if name not in disabled or len(disabled) == len(MOVES)
+            ]
+            cancel = cancel_in_dtor and self.can("cancel")
+            self.table = instructions(params.iterations, self.off, cancel)
+            self.fill_on = run.config.fill and self.on("fill")
+            self.delete_on = self.on("delete")
+            self.churn_on = not self.off >= CHURN
+            self.cancel_on, self.main_exit_on = self.can("cancel"), self.can("main-exit")
+            self.fork_on, self.end_on = self.can("fork"), self.can("end")
+
+        def valid(self) -> set[str]:
+            """The moves the model's state allows now (what were the rules' preconditions).  A thread
+            is spawned unless one is still idle, and exits (or is cancelled) once it holds values:
+            threads that end holding nothing teach little."""
+            state = self.state
+            values, workers, live = state.values, self.workers(), bool(state.live)
             self.own_keys()
-            return len(self._own[1]) + n <= MAX_OWN_KEYS
+            room = MAX_OWN_KEYS - len(self._own[1])
+            worth = any(values[t] for t in workers)
+            conditions = {
+                "fill": self.fill_on and not self.filled,
+                "main_exit": self.main_exit_on and bool(values.get(MAIN_THREAD)),
+                "create": room >= 1,
+                "delete": self.delete_on and live,
+                "get": live,
+                "observe": live,
+                "push": self.cancel_on,
+                "spawn": len(workers) < MAX_THREADS and all(values[t] for t in workers),
+                "cancel": self.cancel_on and worth,
+                "end": self.end_on and live,
+                "exit": worth,
+                "fork": self.fork_on,
+                "ping_pong": room >= 2,
+                "pop": bool(state.cleanup),
+                "populate": live and bool(workers),
+                "set": live,
+                "relay": room >= 3 and bool(workers),
+                "churn": self.churn_on and room >= 2 and bool(workers),
+            }
+            return {name for name, ok in conditions.items() if ok}
 
-        @initialize(off=st.sets(st.sampled_from(SWARM), max_size=3))
-        def swarm(self, off: set[str]) -> None:
-            self.off = frozenset(off)
+        @rule()
+        def step(self) -> None:
+            """Make ``MOVES_PER_STEP`` moves, each among those valid now (none once the process has ended)."""
+            cd = self.ch.cd
+            for _ in range(MOVES_PER_STEP):
+                if not self.running:
+                    return
+                valid = self.valid()
+                moves = [move for name, move in self.moves if name in valid]
+                if not moves:
+                    return
+                cd.start_span(MOVE_LABEL)
+                moves[self.ch.below(len(moves))]()
+                cd.stop_span()
 
-        @precondition(
-            lambda self: (
-                self.running and len(self.workers()) < MAX_THREADS and all(self.state.values[t] for t in self.workers())
-            )
-        )
-        @rule(detached=st.booleans())
-        def spawn(self, detached: bool) -> None:
-            """Start a thread, unless one is still idle (threads that exit holding nothing teach little)."""
+        # --- moves: each one or a few operations ----------------------------------------------
+
+        def spawn(self) -> None:
+            detached = self.ch.coin()
             self.next_thread += 1
             self.do(Spawn(self.next_thread - 1, detached and self.can("detached")))
 
-        @precondition(lambda self: self.running and self.room())
-        @rule(data=st.data())
-        def create(self, data: st.DataObject) -> None:
+        def create(self) -> None:
             k = self.state.next_key
-            cancel = self.can("cancel")
-            self.do(Create(k, placed(data.draw(programs(params.iterations, self.off, cancel), label="dtor"), k)))
+            self.do(Create(k, placed(self.ch.program(self.table), k)))
 
-        @precondition(lambda self: self.running and self.room(2))
-        @rule(v=st.integers(1, 4), observe=st.booleans())
-        def ping_pong(self, v: int, observe: bool) -> None:
+        def ping_pong(self) -> None:
             """Create two keys whose destructors set each other (a bulk helper)."""
+            v, observe = self.ch.between(1, 4), self.ch.coin()
             a = self.state.next_key
             head = (GetOwn(),) if observe else ()
             self.do(Create(a, (*head, SetKey(a + 1, v))))
             self.do(Create(a + 1, (*head, SetKey(a, v % 4 + 1))))
 
-        @precondition(lambda self: self.running and self.room(3) and self.workers())
-        @rule(data=st.data(), v=st.integers(1, 4), up=st.booleans())
-        def relay(self, data: st.DataObject, v: int, up: bool) -> None:
+        def relay(self) -> None:
             """Create three keys whose destructors pass a value on, and set the first in a thread (a
             bulk helper): the last key is first called after another key's second call, so in
             pass 2 at the earliest, and re-sets itself beyond the last pass.  A cap counted per
             key instead of per pass shows here (WG14 C23 issue 1119); ``up`` runs the chain
             against the key order or with it."""
+            v, up = self.ch.between(1, 4), self.ch.coin()
             a = self.state.next_key
             head, middle, last = (a + 2, a + 1, a) if up else (a, a + 1, a + 2)
-            programs = {
+            chain = {
                 head: (Reset(v, 1), SetKey(middle, v)),
                 middle: (SetKey(last, v),),
                 last: (Reset(v, params.iterations + 1),),
             }
             for k in range(a, a + 3):
-                self.do(Create(k, programs[k]))
+                self.do(Create(k, chain[k]))
             if head in self.state.live:  # not refused at the key limit
-                self.do(SetValue(self.pick_thread(data, main=False), head, v))
+                self.do(SetValue(self.pick_thread(main=False), head, v))
 
-        @precondition(lambda self: self.running and self.on("delete") and self.state.live)
-        @rule(data=st.data())
-        def delete(self, data: st.DataObject) -> None:
-            self.do(Delete(self.pick_key(data)))
+        def churn(self) -> None:
+            """Create a key and one whose destructor creates a key and deletes the first, set the
+            second in a thread and end that thread (a bulk helper): key churn inside destructors,
+            which random programs reach only rarely once fill has used every key.  Keys from a
+            fill make room first."""
+            v, how = self.ch.between(1, 4), self.ch.below(3)
+            t = self.pick_thread(main=False)
+            state = self.state
+            spare = sorted(k for k in state.live if k in self.filled)[: max(len(state.live) + 3 - params.keys_limit, 0)]
+            for k in spare:
+                self.do(Delete(k))
+            a = self.state.next_key
+            body = (NewKey(v),) if self.on("new-in-dtor") else ()
+            body += (DeleteKey(a),) if self.on("del-in-dtor") else ()
+            self.do(Create(a, None))
+            self.do(Create(a + 1, (GetOwn(), *body)))
+            if a + 1 not in self.state.live:
+                return
+            self.do(SetValue(t, a + 1, v))
+            if how == 1 and self.can("cancel"):
+                self.do(Cancel(t, self.ch.coin()))
+            elif not self.state.handlers(t):
+                self.do(Exit(t, PTHREAD_EXIT if how == 2 and self.can("pthread_exit") else RETURN))
 
-        @precondition(lambda self: self.running and self.state.live)
-        @rule(data=st.data(), v=VALUES)
-        def set(self, data: st.DataObject, v: int) -> None:
-            self.do(SetValue(self.pick_thread(data), self.pick_key(data), v))
+        def delete(self) -> None:
+            self.do(Delete(self.pick_key()))
 
-        @precondition(lambda self: self.running and self.state.live)
-        @rule(data=st.data())
-        def get(self, data: st.DataObject) -> None:
-            self.do(GetValue(self.pick_thread(data), self.pick_key(data)))
+        def set(self) -> None:
+            t, k = self.pick_thread(), self.pick_key()
+            self.do(SetValue(t, k, self.ch.between(0, 4)))
 
-        @precondition(lambda self: self.running and self.state.live and self.workers())
-        @rule(data=st.data(), v=st.integers(1, 4))
-        def populate(self, data: st.DataObject, v: int) -> None:
+        def get(self) -> None:
+            t = self.pick_thread()
+            self.do(GetValue(t, self.pick_key()))
+
+        def populate(self) -> None:
             """Give a thread a value for every live key (a bulk helper)."""
-            t = self.pick_thread(data, main=False)
+            v = self.ch.between(1, 4)
+            t = self.pick_thread(main=False)
             for i, k in enumerate(self.own_keys()[:MAX_OWN_KEYS]):
                 self.do(SetValue(t, k, (v + i - 1) % 4 + 1))
 
-        @precondition(lambda self: self.running and self.state.live)
-        @rule(data=st.data())
-        def observe(self, data: st.DataObject) -> None:
+        def observe(self) -> None:
             """Read every live key in a thread (a bulk helper)."""
-            t = self.pick_thread(data)
+            t = self.pick_thread()
             for k in self.own_keys()[:MAX_OWN_KEYS]:
                 self.do(GetValue(t, k))
 
-        def exit_worthwhile(self) -> bool:
-            """Exit threads once they hold values; the one with most destructor calls due goes first."""
-            return self.running and any(self.state.values[t] for t in self.workers())
-
-        @precondition(lambda self: self.exit_worthwhile())
-        @rule(data=st.data(), how=st.sampled_from([RETURN, PTHREAD_EXIT]))
-        def exit(self, data: st.DataObject, how: str) -> None:
+        def exit(self) -> None:
             """A thread returns or calls pthread_exit (a return needs its cleanup handlers popped)."""
-            t = self.pick_thread(data, main=False)
+            how = PTHREAD_EXIT if self.ch.coin() else RETURN
+            t = self.pick_thread(main=False)
             if self.state.handlers(t) or not self.can("pthread_exit"):
                 how = PTHREAD_EXIT if self.can("pthread_exit") else RETURN
                 if self.state.handlers(t) and how == RETURN:
                     return
             self.do(Exit(t, how))
 
-        @precondition(lambda self: self.exit_worthwhile() and self.can("cancel"))
-        @rule(data=st.data(), asynchronous=st.booleans())
-        def cancel(self, data: st.DataObject, asynchronous: bool) -> None:
-            self.do(Cancel(self.pick_thread(data, main=False), asynchronous))
+        def cancel(self) -> None:
+            asynchronous = self.ch.coin()
+            self.do(Cancel(self.pick_thread(main=False), asynchronous))
 
-        @precondition(lambda self: self.running and self.can("cancel"))
-        @rule(data=st.data())
-        def push(self, data: st.DataObject) -> None:
-            t = self.pick_thread(data)
+        def push(self) -> None:
+            t = self.pick_thread()
             if len(self.state.handlers(t)) < MAX_HANDLERS:
-                self.do(Push(t, data.draw(st.integers(1, 9), label="handler")))
+                self.do(Push(t, self.ch.between(1, 9)))
 
-        @precondition(lambda self: self.running and self.state.cleanup)
-        @rule(data=st.data(), execute=st.booleans())
-        def pop(self, data: st.DataObject, execute: bool) -> None:
-            self.do(Pop(data.draw(st.sampled_from(sorted(self.state.cleanup)), label="thread"), execute))
+        def pop(self) -> None:
+            execute = self.ch.coin()
+            stacked = sorted(self.state.cleanup)
+            self.do(Pop(stacked[self.ch.below(len(stacked))], execute))
 
-        @precondition(
-            lambda self: (
-                self.running
-                and MAIN_THREAD in self.state.values
-                and self.state.values[MAIN_THREAD]
-                and self.can("main-exit")
-            )
-        )
-        @rule()
         def main_exit(self) -> None:
             """The main thread calls pthread_exit (the process goes on while other threads run)."""
             self.do(Exit(MAIN_THREAD, PTHREAD_EXIT))
 
-        @precondition(lambda self: self.running and self.can("fork"))
-        @rule(data=st.data(), now=RARELY)
-        def fork(self, data: st.DataObject, now: bool) -> None:
-            """Fork; the trace goes on in the child.  From a multi-threaded process nothing follows
-            unless the profile states the libc's promise (POSIX defines only async-signal-safe
-            calls there), but the fork itself is judged: no destructor may run during it."""
-            if now:
-                self.do(Fork(self.pick_thread(data)))
+        def fork(self) -> None:
+            """Fork (rarely); the trace goes on in the child.  From a multi-threaded process nothing
+            follows unless the profile states the libc's promise (POSIX defines only
+            async-signal-safe calls there), but the fork itself is judged: no destructor may run
+            during it."""
+            if self.ch.rarely():
+                self.do(Fork(self.pick_thread()))
 
-        @precondition(lambda self: self.running and self.state.live and self.can("end"))
-        @rule(how=st.sampled_from(["exit", "return"]), now=RARELY)
-        def end(self, how: str, now: bool) -> None:
+        def end(self) -> None:
             """End the process (rarely: nothing can follow)."""
+            how = "return" if self.ch.coin() else "exit"
             main = self.state.values.get(MAIN_THREAD) is not None
-            if now and (how == "exit" or (main and not self.state.handlers(MAIN_THREAD))):
+            if self.ch.rarely() and (how == "exit" or (main and not self.state.handlers(MAIN_THREAD))):
                 self.do(End(how))
 
-        @precondition(lambda self: not self.running)
-        @rule()
-        def ended(self) -> None:
-            """Nothing is left to do once the process has ended (or its remaining steps are undefined)."""
-
-        @precondition(lambda self: self.running and run.config.fill and self.on("fill") and not self.filled)
-        @rule()
         def fill(self) -> None:
             before = set(self.state.live)
             self.do(Fill())
@@ -565,7 +702,8 @@ def _hypothesis_test(
     """One Hypothesis run of ``examples``; each batch of a seeded campaign has a seed of its own."""
     opts = settings(
         max_examples=examples,
-        stateful_step_count=config.steps,
+        # The swarm's step, then enough runs of the rule for ``config.steps`` moves in all.
+        stateful_step_count=1 + math.ceil(max(config.steps - 1, 1) / MOVES_PER_STEP),
         deadline=None,
         database=_database(config.database),
         suppress_health_check=list(HealthCheck),
@@ -623,6 +761,11 @@ def fuzz(
         on_failure=on_failure,
         on_phase=on_phase,
     )
+    run.stats.iterations = params.iterations
+    switches = run.features | ({"fill"} if config.fill else set())
+    if "cancel" in run.features:  # cancellation inside destructors, unless left out
+        switches |= set(GENERATOR_SWITCHES) - config.without
+    run.stats.applicable = applicable(switches)
     if config.max_time is not None:
         run.deadline = time.monotonic() + config.max_time
     machine = _machine(run)

@@ -63,6 +63,13 @@ class Oracle:
         self.choices |= choices
         return Result(states=self.states, choices=choices)
 
+    def advance(self, state: State) -> None:
+        """Move on to ``state`` without judging again: for a step whose only allowed outcome the
+        caller took from ``outcomes`` in the oracle's only state, and then saw observed (the
+        fuzzer's pipelined operations; ``judge`` would find the same one state)."""
+        self.states = (state,)
+        self.steps += 1
+
 
 def broken(steps: Sequence[tuple[Op, Obs]], params: Params, profile: str) -> list[str]:
     """The properties a trace breaks under ``profile``: the one its rejection names first, then

@@ -55,8 +55,10 @@ def summary_table(stats: Stats, facts: Facts, profile: str) -> Table:
     table.add_row("steps", f"{stats.steps} ({rate:,.0f}/s)")
     table.add_row("operations", ", ".join(f"{k} {v}" for k, v in sorted(stats.ops.items())))
     table.add_row("destructor passes reached", f"{stats.max_passes} of {facts.iterations}")
-    for feature in REACHED:
-        table.add_row(feature, str(stats.reached.get(feature, 0)) + " times")
+    # Every feature the run could reach (see coverage.FEATURES); one it never reached is marked.
+    for feature in stats.applicable or REACHED:
+        n = stats.reached.get(feature, 0)
+        table.add_row(feature, f"{n} times" if n else "[bold red]NOT REACHED[/] by this run")
     choices = "\n".join(f"{c} ({n}x)" for c, n in sorted(stats.choices.items())) or "none observed"
     table.add_row("loose choices observed", choices)
     table.add_row("time", f"{stats.seconds:.1f} s")
