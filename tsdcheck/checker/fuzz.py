@@ -93,8 +93,11 @@ BATCH = 250
 """Examples per Hypothesis run in a long campaign (see ``_batches``): the engine's memory peaks
 within one run, so a short run keeps a campaign's resident set flat from its first thousand
 examples on (bench/memory.py)."""
-MOVES_PER_STEP = 4
-"""Moves per run of the machine's rule: Hypothesis's own cost per rule is paid once for four."""
+MOVES_PER_STEP = 8
+"""Moves per run of the machine's rule at most: Hypothesis's own cost per rule is paid once for several."""
+STOP = 0.1
+"""The chance that a run of the rule stops before its next move (5.7 moves on average; its
+simplest choice goes on, as a rule did)."""
 RARELY = 8
 """One move in this many of a kind that ends what follows (fork drops threads, end drops everything)."""
 MOVES = (
@@ -323,6 +326,8 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             """Operations sent and not yet judged: each with its predicted observation, and the
             states before and after it."""
             self.predicted = self.oracle.states[0]
+            self.moves_left = run.config.steps - 1
+            """As many moves as the rules once made: one of the ``config.steps`` is the swarm's."""
 
         def on(self, feature: str) -> bool:
             return feature not in self.off
@@ -446,9 +451,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.off = frozenset(data.draw(SWARM_OFF))
             p = self.ch.between(0, 254) / 255
             disabled = {name for name in MOVES if self.ch.coin(p)} if p else set()
-            self.moves = [
-                (name, getattr(self, name)) for name in MOVES if name not in disabled or len(disabled) == len(MOVES)
-            ]
+            self.disabled = frozenset(disabled) if len(disabled) < len(MOVES) else frozenset()
             cancel = cancel_in_dtor and self.can("cancel")
             self.table = instructions(params.iterations, self.off, cancel)
             self.fill_on = run.config.fill and self.on("fill")
@@ -458,7 +461,8 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.fork_on, self.end_on = self.can("fork"), self.can("end")
 
         def valid(self) -> set[str]:
-            """The moves the model's state allows now (what were the rules' preconditions).  A thread
+            """The moves the model's state allows now (what were the rules' preconditions) and the
+            swarm leaves on.  A thread
             is spawned unless one is still idle, and exits (or is cancelled) once it holds values:
             threads that end holding nothing teach little."""
             state = self.state
@@ -486,21 +490,33 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
                 "relay": room >= 3 and bool(workers),
                 "churn": self.churn_on and room >= 2 and bool(workers),
             }
-            return {name for name, ok in conditions.items() if ok}
+            return {name for name, ok in conditions.items() if ok and name not in self.disabled}
 
         @rule()
         def step(self) -> None:
-            """Make ``MOVES_PER_STEP`` moves, each among those valid now (none once the process has ended)."""
+            """Make up to ``MOVES_PER_STEP`` moves, until the example has made its moves (none once
+            the process has ended).  Each move is a span of its own, which the shrinker can delete
+            whole; its first choice names a move of ``MOVES``, so that deleting an earlier move
+            leaves the meaning of later ones alone (an index among the moves valid now would
+            shift).  One switched off or not valid now gives way to one drawn among those valid,
+            as Hypothesis's filter over the rules did: every valid move is as likely."""
             cd = self.ch.cd
-            for _ in range(MOVES_PER_STEP):
-                if not self.running:
+            for i in range(MOVES_PER_STEP):
+                if self.moves_left <= 0 or not self.running:
                     return
                 valid = self.valid()
-                moves = [move for name, move in self.moves if name in valid]
-                if not moves:
+                if not valid:
                     return
                 cd.start_span(MOVE_LABEL)
-                moves[self.ch.below(len(moves))]()
+                if i and cd.draw_boolean(STOP):
+                    cd.stop_span()
+                    return
+                self.moves_left -= 1
+                name = MOVES[self.ch.below(len(MOVES))]
+                if name not in valid:
+                    ordered = [n for n in MOVES if n in valid]
+                    name = ordered[self.ch.below(len(ordered))]
+                getattr(self, name)()
                 cd.stop_span()
 
         # --- moves: each one or a few operations ----------------------------------------------
@@ -702,8 +718,8 @@ def _hypothesis_test(
     """One Hypothesis run of ``examples``; each batch of a seeded campaign has a seed of its own."""
     opts = settings(
         max_examples=examples,
-        # The swarm's step, then enough runs of the rule for ``config.steps`` moves in all.
-        stateful_step_count=1 + math.ceil(max(config.steps - 1, 1) / MOVES_PER_STEP),
+        # The swarm's step, then enough runs of the rule for ``config.steps - 1`` moves, most times.
+        stateful_step_count=1 + math.ceil(max(config.steps - 1, 1) / 5),
         deadline=None,
         database=_database(config.database),
         suppress_health_check=list(HealthCheck),
