@@ -126,7 +126,7 @@ def instructions(iterations: int, off: frozenset[str] = frozenset(), cancel: boo
     ``off``) equally often, so that drawing one is a single choice.  Key operands are offsets
     from the key's own name (see ``placed``); re-set counts favour the deep end: N passes, and
     one more than N."""
-    kinds = {
+    kinds: dict[str, list[Instr]] = {
         "reset-in-dtor": [Reset(v, n) for v in range(1, 5) for n in (iterations + 1, iterations, 1, 2)],
         "set-in-dtor": [SetKey(o, v) for o in KEY_OFFSETS for v in range(1, 5)],
         "del-in-dtor": [DeleteKey(o) for o in KEY_OFFSETS],
@@ -569,7 +569,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             for k in spare:
                 self.do(Delete(k))
             a = self.state.next_key
-            body = (NewKey(v),) if self.on("new-in-dtor") else ()
+            body: Program = (NewKey(v),) if self.on("new-in-dtor") else ()
             body += (DeleteKey(a),) if self.on("del-in-dtor") else ()
             self.do(Create(a, None))
             self.do(Create(a + 1, (GetOwn(), *body)))
