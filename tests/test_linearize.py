@@ -231,3 +231,31 @@ def test_a_simulated_fork_leaves_the_other_threads_behind():
     assert {r.verdict.kind for r in runs} == {"accepted"}
     cut = [t for r in runs for lane in r.block.lanes for t in lane.ops if t.obs is None]  # type: ignore[union-attr]
     assert cut and all(t.returned is None for t in cut)  # pending at the fork, or never run in the child
+
+
+RESET_BETWEEN_PASSES = """# tsdcheck trace 1
+spawn t1 -> 0
+spawn t2 -> 0
+create k0 dtor=[reset v2 x1] -> 0 key=7
+set t1 k0 v1 -> 0
+parallel
+  t1 @0..3: exit t1 -> 1 calls status=returned
+    k0(v1): reset=0
+  t2 @1..2: delete k0 -> 0
+end parallel
+"""
+
+
+def test_an_exit_racing_a_delete_between_its_passes_is_not_called_a_bug():
+    # t1's destructor sets k0 again in pass 1; t2's delete lands between t1's passes, so pass 2
+    # has nothing to call.  Conformant, yet no placement of the whole exit as one step explains
+    # it: the checker says it cannot judge the block instead of rejecting it.
+    v = judged(RESET_BETWEEN_PASSES, Params(iterations=4, keys_limit=64))
+    assert v.kind == "gave up", v.describe()
+    assert "t1: exit t1" in v.describe() and "delete k0" in v.describe()
+
+
+def test_an_exit_that_no_interleaving_of_its_calls_explains_is_still_rejected():
+    # The delete returned before the exit began: no call for k0 is allowed at all.
+    late_exit = RESET_BETWEEN_PASSES.replace("t1 @0..3", "t1 @3..4").replace("t2 @1..2", "t2 @0..2")
+    assert judged(late_exit, Params(iterations=4, keys_limit=64)).kind == "rejected"

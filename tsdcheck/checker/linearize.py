@@ -23,6 +23,13 @@ Three more rules make verdicts hold up:
   so a block with either is searched whole.
 * **A bound.**  The search stops after ``budget`` configurations with the verdict *gave up*,
   which is not a pass.
+* **Exits judged whole only where that is sound.**  A real exit is a series of destructor calls
+  that other threads' operations may fall between (a delete between two passes, a create while
+  a destructor deletes a key).  Placing the exit as one step cannot explain such histories, so a
+  rejection of a block in which an exit overlaps, in real time, an operation that changes the
+  key table (a create or delete, or an exit whose destructors create or delete keys) is given
+  up on, naming the two operations, unless something no order allows happened (a crash or a
+  hang).  An exit overlapping only sets and gets stays judged: values are per thread.
 
 Key names: every ``create`` of a block names its key in the trace (reserved before the block),
 so the model's "next key" is moved to the name a create uses while it is judged.  Keys that
@@ -40,6 +47,7 @@ from typing import Literal
 from tsdcheck.model.ops import (
     MAIN_THREAD,
     Call,
+    Crash,
     Create,
     Delete,
     DeleteSeen,
@@ -48,6 +56,7 @@ from tsdcheck.model.ops import (
     Exited,
     Fork,
     GetValue,
+    Hang,
     NewSeen,
     Obs,
     Op,
@@ -130,7 +139,7 @@ def linearize(
     starts = [s.with_next_key(max([s.next_key, *(k + 1 for k in reserved)])) for s in starts]
     parts = _per_key(history)
     if parts is None:
-        return _search(starts, history, params, budget, all_states)
+        return _unless_split_exits(_search(starts, history, params, budget, all_states), history)
     results = [_search(starts, part, params, budget, all_states=False) for part in parts]
     for outcome in ("rejected", "undefined", "gave up"):
         bad = next((r for r in results if r.outcome == outcome), None)
@@ -226,6 +235,42 @@ def _search(
     return Linearization(
         "rejected", tuple(history[i] for i in frontier.order), reason=_rejection(history, frontier), explored=len(seen)
     )
+
+
+def _unless_split_exits(verdict: Linearization, history: list[Event]) -> Linearization:
+    """A rejection that may only come from judging an exit as one step is given up on."""
+    if verdict.outcome != "rejected" or any(isinstance(e.obs, (Crash, Hang)) for e in history):
+        return verdict
+    for ex in history:
+        if not isinstance(ex.op, Exit):
+            continue
+        for other in history:
+            overlap = other is not ex and other.invoked < ex.returned and ex.invoked < other.returned
+            if overlap and (_changes_table(other) or (_changes_table(ex) and _shares_table(other))):
+                return Linearization(
+                    "gave up",
+                    reason=(
+                        f"{ex.describe()} overlapped {other.describe()}; the exit is judged as one step, and "
+                        "its destructor calls may have interleaved with that operation, so no verdict "
+                        f"(rejected as one step: {verdict.reason})"
+                    ),
+                    explored=verdict.explored,
+                )
+    return verdict
+
+
+def _changes_table(e: Event) -> bool:
+    """Creates or deletes keys, directly or in the destructors of an exit."""
+    if isinstance(e.op, (Create, Delete)):
+        return True
+    return isinstance(e.obs, Exited) and any(
+        isinstance(effect, (NewSeen, DeleteSeen)) for call in e.obs.calls for effect in call.effects
+    )
+
+
+def _shares_table(e: Event) -> bool:
+    """Reads or writes what other threads see: the key table (sets and gets touch own values)."""
+    return not isinstance(e.op, (SetValue, GetValue))
 
 
 def _rejection(history: list[Event], frontier: _Frontier) -> str:
