@@ -319,6 +319,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             self.off: frozenset[str] = frozenset()
             self.disabled: frozenset[str] = frozenset()
             self.table: tuple[Instr, ...] = ()
+            self.cancel_in_dtor = False
             self.filled: set[int] = set()
             self._own: tuple[dict[int, KeyInfo] | None, list[int], list[int]] = (None, [], [])
             self._workers: tuple[State | None, list[int]] = (None, [])
@@ -452,8 +453,8 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             p = self.ch.between(0, 254) / 255
             disabled = {name for name in MOVES if self.ch.coin(p)} if p else set()
             self.disabled = frozenset(disabled) if len(disabled) < len(MOVES) else frozenset()
-            cancel = cancel_in_dtor and self.can("cancel")
-            self.table = instructions(params.iterations, self.off, cancel)
+            self.cancel_in_dtor = cancel_in_dtor and self.can("cancel")
+            self.table = instructions(params.iterations, self.off, self.cancel_in_dtor)
             self.fill_on = run.config.fill and self.on("fill")
             self.delete_on = self.on("delete")
             self.churn_on = not self.off >= CHURN
@@ -558,10 +559,10 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
                 self.do(SetValue(self.pick_thread(main=False), head, v))
 
         def churn(self) -> None:
-            """Create a key and one whose destructor creates a key and deletes the first, set the
-            second in a thread and end that thread (a bulk helper): key churn inside destructors,
-            which random programs reach only rarely once fill has used every key.  Keys from a
-            fill make room first."""
+            """Create a key and one whose destructor creates a key and deletes the first (and maybe
+            requests cancellation), set the second in a thread and end that thread (a bulk
+            helper): key churn inside destructors, which random programs reach only rarely once
+            fill has used every key.  Keys from a fill make room first."""
             v, how = self.ch.between(1, 4), self.ch.below(3)
             t = self.pick_thread(main=False)
             state = self.state
@@ -571,6 +572,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             a = self.state.next_key
             body: Program = (NewKey(v),) if self.on("new-in-dtor") else ()
             body += (DeleteKey(a),) if self.on("del-in-dtor") else ()
+            body += (CancelSelf(),) if self.cancel_in_dtor and v % 2 == 0 else ()  # no choice of its own
             self.do(Create(a, None))
             self.do(Create(a + 1, (GetOwn(), *body)))
             if a + 1 not in self.state.live:
