@@ -112,7 +112,7 @@ def test_z3_traces_flag_no_conformant_variant(libs, suite):
         assert not z3_kill(libs[v.name], v.profile, suite).killed, v.name
 
 
-@pytest.mark.parametrize("name", ["RACE_DTOR_REREAD", "RACE_CREATE_SCAN"])
+@pytest.mark.parametrize("name", ["RACE_DTOR_REREAD", "RACE_CREATE_SCAN", "RACE_DELETE_CLEAR"])
 def test_race_bugs_are_killed_by_parallel_cases_with_small_histories(libs, name):
     v = BY_NAME[name]
     kill = fuzz_kill(libs[name], v.profile, FuzzConfig(examples=5, seed=1, races=RaceConfig(seconds=30)))

@@ -145,6 +145,14 @@ CATALOGUE: tuple[Variant, ...] = (
         "Z4 (tsd-bug-history.md): musl 59f88d766 moved the next_key read under the write lock",
         "create-below-limit",
     ),
+    _bug(
+        "RACE_DELETE_CLEAR",
+        "race: delete clears every thread's value without waiting for the exit loop; a loop holding a value "
+        "calls the slot's destructor after delete returned (NULL, or a re-created key's)",
+        "Z3 (tsd-bug-history.md): musl 805288929f synchronised per-thread clearing with the destructor loop",
+        "calls-return",
+        "no-dtor-after-delete",
+    ),
     Variant(
         "RACE_NO_ATFORK",
         ("BUG_RACE_NO_ATFORK",),

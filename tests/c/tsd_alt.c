@@ -61,6 +61,10 @@
  *                         then fires early, a spurious EAGAIN below the limit (Z4)
  *   BUG_RACE_NO_ATFORK    no atfork handling of the table lock: a fork while another thread is
  *                         inside create or delete leaves the child's lock held forever (Z5a)
+ *   BUG_RACE_DELETE_CLEAR delete clears every thread's value for the slot (musl's invalidation, no
+ *                         sequence check) without waiting for exit loops; a loop that took a value
+ *                         then calls the slot's destructor after delete returned: through NULL,
+ *                         or the key re-created in the slot (Z3)
  * The conformant loop reads a destructor under the table lock and calls it after unlocking.
  */
 #define _GNU_SOURCE
@@ -229,8 +233,8 @@ static unsigned live_slot(pthread_key_t k) {
 
 /* The value a cell holds for slot s's current key. */
 static void *current(const struct cell *c, unsigned s) {
-#ifdef BUG_STALE
-    (void)s;
+#if defined(BUG_STALE) || defined(BUG_RACE_DELETE_CLEAR)
+    (void)s; /* BUG_RACE_DELETE_CLEAR: delete clears the values instead */
     return c->value;
 #else
     return c->seq == slots[s].seq ? c->value : NULL;
@@ -262,7 +266,7 @@ static int visit(struct block *b, unsigned s) {
 /* Clear the value, then call its destructor. */
 /* The destructor to call for slot s, read so that a concurrent delete cannot tear it: NULL if
  * the key was deleted since the loop saw its value due. */
-static dtor_fn dtor_for_call(const struct cell *c, unsigned s) {
+__attribute__((unused)) static dtor_fn dtor_for_call(const struct cell *c, unsigned s) {
 #if defined(BUG_RACE_DTOR_REREAD)
     sched_yield(); /* the window between the check and the unlocked re-read */
     return __atomic_load_n(&slots[s].dtor, __ATOMIC_RELAXED); /* read again, not the value the check saw */
@@ -281,6 +285,17 @@ static dtor_fn dtor_for_call(const struct cell *c, unsigned s) {
 
 __attribute__((unused)) static void call(struct block *b, unsigned s) {
     struct cell *c = &b->cell[s];
+#ifdef BUG_RACE_DELETE_CLEAR
+    /* musl's loop before 84d061d5/805288929f: a non-NULL value was due, so take it and call the
+     * slot's destructor; delete's clearing of the values does not wait for the loop. */
+    void *taken = c->value;
+    sched_yield(); /* the window between taking the value and reading its destructor */
+    dtor_fn dtor = __atomic_load_n(&slots[s].dtor, __ATOMIC_RELAXED); /* NULL, or a new key's */
+    c->value = NULL;
+    calling++;
+    dtor(taken);
+    calling--;
+#else
     dtor_fn dtor = dtor_for_call(c, s);
 #if !defined(BUG_RACE_DTOR_REREAD) && !defined(BUG_DTOR_NULL) && !defined(BUG_DTOR_AFTER_DELETE)
     if (!dtor) return; /* deleted meanwhile: no longer due */
@@ -302,6 +317,7 @@ __attribute__((unused)) static void call(struct block *b, unsigned s) {
     dtor(v);
 #endif
     calling--;
+#endif
 }
 
 static unsigned slot_at(unsigned n, unsigned top) {
@@ -578,6 +594,9 @@ int pthread_key_delete(pthread_key_t k) {
     if (s < SLOTS) {
         slots[s].seq++;
         slots[s].dtor = NULL;
+#ifdef BUG_RACE_DELETE_CLEAR
+        for (struct block *b = attached; b; b = b->next) b->cell[s].value = NULL;
+#endif
         rc = 0;
     }
     pthread_mutex_unlock(&table_lock);
