@@ -37,7 +37,9 @@ def libraries(tmp_path_factory):
     return {name: str(build(BY_NAME[name], out)) for name in ("BASE", "SHARED")}
 
 
-def test_a_projects_suite_finds_the_mutant_and_passes_the_conformant_library(pytester, libraries):
+def test_a_projects_suite_finds_the_mutant_and_passes_the_conformant_library(pytester, libraries, monkeypatch):
+    # A developer's run: with CI set, Hypothesis's own CI profile keeps no example database.
+    monkeypatch.delenv("CI", raising=False)
     pytester.makeconftest(SCRATCH_CONFTEST)
     pytester.makepyfile(test_mylib=SCRATCH_TESTS.format(good=libraries["BASE"], buggy=libraries["SHARED"]))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
