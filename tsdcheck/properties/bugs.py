@@ -113,6 +113,7 @@ BUG_CLASSES: tuple[BugClass, ...] = (
     _bug("race-create", "create-below-limit", "keys-distinct", reference=True, mutant="RACE_CREATE_SCAN"),
     _bug("race-exit-dtor", "calls-return", reference=True, mutant="RACE_DTOR_REREAD"),
     _bug("race-no-atfork", "calls-return", mutant="RACE_NO_ATFORK"),
+    _bug("race-delete-clear", "calls-return", "no-dtor-after-delete", mutant="RACE_DELETE_CLEAR"),
 )
 """Every bug class, in the order the docs list them."""
 
