@@ -568,6 +568,9 @@ int pthread_key_create(pthread_key_t *key, dtor_fn dtor) {
 int pthread_key_create(pthread_key_t *key, dtor_fn dtor) {
     pthread_once(&hook_once, make_hook);
     pthread_mutex_lock(&table_lock);
+#ifdef BUG_RACE_NO_ATFORK
+    sched_yield(); /* the window in which a fork copies the lock held */
+#endif
     int used = 0;
     for (unsigned s = 0; s < SLOTS; s++) used += in_use(s);
     for (unsigned s = 0; s < SLOTS && used < USABLE; s++) {
