@@ -60,6 +60,7 @@ def test_a_conforming_run_and_a_replay_as_json(capsys, tmp_path):
     status, doc, _ = run_json(capsys, *argv)
     assert status == 0 and doc["verdict"] == "conforms" and doc["findings"] == []
     assert doc["statistics"]["examples"] >= 10 and doc["statistics"]["steps"] > 0
+    assert doc["implementation"]["build"].startswith("the Python reference model")
     suite, cases = junit_of(xml)
     assert suite.get("failures") == "0" and len(cases) == 1 and cases[0].find("failure") is None
 
@@ -70,6 +71,17 @@ def test_a_conforming_run_and_a_replay_as_json(capsys, tmp_path):
     assert doc["steps"][-1]["observation"]["type"] == "Exited" and doc["trace_verdict"]["kind"] == "accepted"
     status, doc, _ = run_json(capsys, "replay", str(trace), "--impl", "model:no-clear")
     assert status == 1 and doc["findings"][0]["property"] == "dtor-sees-null"
+
+
+def test_a_replay_names_the_build_that_ran(capsys, tmp_path):
+    """A finding is a claim about one build: the document names the libc file the driver loaded."""
+    trace = tmp_path / "t.trace"
+    trace.write_text("create k0 dtor=none\nget t0 k0\n")
+    status, doc, _ = run_json(capsys, "replay", str(trace), "--impl", "glibc")
+    assert status == 0 and "libc.so" in doc["implementation"]["build"]
+    trace.write_text("create k0 dtor=none -> 0 key=0\nget t0 k0 -> NULL\n")
+    status, doc, _ = run_json(capsys, "replay", str(trace), "--impl", "glibc", "--observed")
+    assert status == 0 and doc["implementation"]["build"] is None  # judged as recorded: nothing ran
 
 
 def test_prove_as_json_has_every_outcome_and_each_counterexample(capsys, tmp_path):

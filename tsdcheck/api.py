@@ -26,6 +26,7 @@ from tsdcheck.checker.fuzz import fuzz as run_fuzz
 from tsdcheck.checker.racefuzz import RaceConfig
 from tsdcheck.checker.replay import replay as run_replay
 from tsdcheck.drivers.base import Implementation
+from tsdcheck.drivers.provenance import build_description
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.text import parse_trace
@@ -153,7 +154,7 @@ def fuzz(
         result = run_fuzz(target, params, config)
     finally:
         target.close()
-    return Result(fuzz_document(result, facts, reading.name))
+    return Result(fuzz_document(result, facts, reading.name, build_description(target)))
 
 
 def replay(
@@ -185,7 +186,7 @@ def replay(
         observed, verdict = run_replay(target, [op for op, _ in tf.steps], params)
     finally:
         target.close()
-    return Result(replay_document(observed, verdict, facts, reading.name))
+    return Result(replay_document(observed, verdict, facts, reading.name, build_description(target)))
 
 
 def prove(

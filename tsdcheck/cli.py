@@ -374,7 +374,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                 )
     finally:
         impl.close()
-    args.sink.emit(fuzz_document(result, facts, profile.name))
+    args.sink.emit(fuzz_document(result, facts, profile.name, meta["build"]))
     if result.interrupted:
         return _interrupted(args, result, meta, console)
     if result.failure is None and result.races is not None and result.races.finding is not None:
@@ -560,10 +560,10 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
             impl.close()
     if args.observed:
         verdict = judge_trace(trace, profile.params(facts.iterations, facts.keys_limit))
-    args.sink.emit(replay_document(trace, verdict, facts, profile.name))
     shown = {"impl": facts.name, "profile": profile.name}
     if not args.observed:
         shown["build"] = build_description(impl)
+    args.sink.emit(replay_document(trace, verdict, facts, profile.name, shown.get("build")))
     console.print(format_trace(trace, shown), markup=False)
     print_verdict(console, verdict)
     if verdict.kind == "rejected":
@@ -603,7 +603,7 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
     finally:
         impl.close()
     run = found.first_failure
-    args.sink.emit(parallel_document(run, facts, profile.name, found))
+    args.sink.emit(parallel_document(run, facts, profile.name, found, build_description(impl)))
     if run is None:
         console.print(f"no run rejected: {found.rate} ({found.undefined} reached undefined behaviour)", markup=False)
         return 0

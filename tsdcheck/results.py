@@ -96,7 +96,9 @@ def parallel_data(block: Parallel) -> list[dict[str, Any]]:
     ]
 
 
-def facts_data(facts: Facts | None) -> dict[str, Any] | None:
+def facts_data(facts: Facts | None, build: str | None = None) -> dict[str, Any] | None:
+    """The implementation as it reported itself, and ``build``: the exact files and packages that
+    ran (a distribution's package is not upstream), when the command ran a build."""
     if facts is None:
         return None
     return {
@@ -105,6 +107,7 @@ def facts_data(facts: Facts | None) -> dict[str, Any] | None:
         "iterations": facts.iterations,
         "keys_held": facts.keys_held,
         "features": sorted(facts.features),
+        "build": build,
     }
 
 
@@ -204,6 +207,7 @@ def document(
     profile: str | None = None,
     findings: Sequence[dict[str, Any]] = (),
     statistics: dict[str, Any] | None = None,
+    build: str | None = None,
     **extra: Any,
 ) -> Document:
     """A ``tsdcheck-result/1`` document: the fields every command has, then its own."""
@@ -212,7 +216,7 @@ def document(
         "command": command,
         "verdict": verdict,
         "exit_status": EXIT_STATUS[verdict],
-        "implementation": facts_data(facts),
+        "implementation": facts_data(facts, build),
         "profile": profile,
         "findings": list(findings),
         "statistics": statistics,
@@ -221,7 +225,7 @@ def document(
     }
 
 
-def fuzz_document(result: FuzzResult, facts: Facts, profile: str) -> Document:
+def fuzz_document(result: FuzzResult, facts: Facts, profile: str, build: str | None = None) -> Document:
     findings: list[dict[str, Any]] = []
     if result.failure is not None:
         found = trace_finding(result.failure.trace, result.failure.verdict, facts, profile)
@@ -245,12 +249,15 @@ def fuzz_document(result: FuzzResult, facts: Facts, profile: str) -> Document:
         profile=profile,
         findings=findings,
         statistics=stats_data(result.stats),
+        build=build,
         races=races,
         flaky=result.flaky,
     )
 
 
-def replay_document(trace: Sequence[tuple[Op, Obs]], verdict: Verdict, facts: Facts, profile: str) -> Document:
+def replay_document(
+    trace: Sequence[tuple[Op, Obs]], verdict: Verdict, facts: Facts, profile: str, build: str | None = None
+) -> Document:
     findings = [trace_finding(trace, verdict, facts, profile)] if verdict.kind == "rejected" else []
     kind = {"accepted": "conforms", "rejected": "finding", "undefined": "undefined"}[verdict.kind]
     return document(
@@ -259,6 +266,7 @@ def replay_document(trace: Sequence[tuple[Op, Obs]], verdict: Verdict, facts: Fa
         facts=facts,
         profile=profile,
         findings=findings,
+        build=build,
         trace=format_trace(trace),
         steps=steps_data(trace),
         trace_verdict=verdict_data(verdict),
@@ -352,14 +360,16 @@ def _trace_steps(text: str) -> list[dict[str, Any]]:
     return steps_data(parse_trace(text).steps)
 
 
-def parallel_document(run: CaseRun | None, facts: Facts, profile: str, rate: Stress | None) -> Document:
+def parallel_document(
+    run: CaseRun | None, facts: Facts, profile: str, rate: Stress | None, build: str | None = None
+) -> Document:
     """A parallel case replayed: its rejected run, if any (``rate`` when it was repeated)."""
     findings = [case_finding(run, profile, rate)] if run is not None and run.verdict.kind == "rejected" else []
     verdict = (
         "finding" if findings else "undefined" if run is not None and run.verdict.kind == "undefined" else "conforms"
     )
     rates = None if rate is None else {"runs": rate.runs, "rejected": rate.rejected, "undefined": rate.undefined}
-    return document("replay", verdict, facts=facts, profile=profile, findings=findings, rate=rates)
+    return document("replay", verdict, facts=facts, profile=profile, findings=findings, build=build, rate=rates)
 
 
 def to_json(doc: Document) -> str:
