@@ -13,6 +13,7 @@ import pytest
 from tsdcheck import cli
 from tsdcheck.checker.matrix import OwnTarget, build_matrix
 from tsdcheck.cli import main
+from tsdcheck.drivers.provenance import limits_note
 from tsdcheck.drivers.registry import make_impl
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -92,3 +93,23 @@ def test_ones_own_library_gets_a_matrix_column(library, capsys, monkeypatch):
     assert main(["matrix", "--preload", str(library), "--format", "json"]) == 0
     assert seen["impls"] == ("glibc",) and [t.name for t in seen["own"]] == ["mytsd"]
     assert json.loads(capsys.readouterr().out)["matrix"]["implementations"]["mytsd"]["cells"]
+
+
+def test_a_library_without_its_own_sysconf_is_told_whose_limits_hold(library, capsys, tmp_path):
+    """Without sysconf of its own, the template (128 keys) is held to glibc's 1024 keys: the run
+    says so before it starts, the finding says how to state the limit, and stating it settles it."""
+    assert limits_note(str(library), None, 1024) is None  # the template as written defines sysconf
+    directory = tmp_path / "nosysconf"
+    assert main(["init-preload", str(directory)]) == 0
+    source = directory / "mytsd.c"
+    source.write_text(source.read_text().replace("long sysconf(int name)", "long mytsd_sysconf(int name)"))
+    subprocess.run(["make", "-s", "-C", str(directory)], check=True, capture_output=True)
+    plain = str(directory / "libmytsd.so")
+    assert limits_note(plain, 128, 1024) is None  # the limit was stated
+    capsys.readouterr()
+    argv = ["fuzz", "--preload", plain, *FAST[:-2], "--out", str(tmp_path / "c.trace")]
+    assert main(argv) == 1
+    out, err = (" ".join(text.split()) for text in capsys.readouterr())
+    assert "libmytsd.so does not define sysconf, so PTHREAD_KEYS_MAX=1024 is the C library's number" in err
+    assert "EAGAIN with 128 of 1024 keys live" in out and "state it with --keys-max" in out
+    assert main([*argv, "--keys-max", "128"]) == 0

@@ -34,7 +34,7 @@ from tsdcheck.checker.replay import replay
 from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
 from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts, Implementation
 from tsdcheck.drivers.compile import cache_dir
-from tsdcheck.drivers.provenance import build_description
+from tsdcheck.drivers.provenance import build_description, limits_note
 from tsdcheck.drivers.pyref import BUGS
 from tsdcheck.drivers.registry import NAMES, check_preload, make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
@@ -349,6 +349,8 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     meta["build"] = build_description(impl)
     try:
         facts = impl.facts
+        if note := limits_note(args.preload, args.keys_max, facts.keys_max):
+            print(f"tsdcheck: note: {note}", file=sys.stderr)
         params = profile.params(facts.iterations, facts.keys_limit)
         config = FuzzConfig(
             examples=examples,

@@ -74,6 +74,28 @@ def build_of(binary: Path, compiler: Sequence[str], preload: str | None = None) 
     return "; ".join(parts) or "unknown"
 
 
+def defines(library: str, symbol: str) -> bool | None:
+    """Whether the shared ``library`` exports ``symbol`` (None when ``nm`` cannot say)."""
+    listing = _run(["nm", "-D", "--defined-only", library])
+    if not listing:
+        return None
+    return any(line.split()[-1] == symbol for line in listing.splitlines() if line.strip())
+
+
+def limits_note(preload: str | None, keys_max: int | None, facts_keys_max: int) -> str | None:
+    """A word before fuzzing a preloaded library whose limits are the libc's, not its own.
+
+    The driver holds a library to ``sysconf(_SC_THREAD_KEYS_MAX)``; a library that does not define
+    ``sysconf`` is held to the libc's number, which it never claimed.
+    """
+    if preload is None or keys_max is not None or defines(preload, "sysconf") is not False:
+        return None
+    return (
+        f"{Path(preload).name} does not define sysconf, so PTHREAD_KEYS_MAX={facts_keys_max} is the C library's "
+        "number; if your library has a different limit, state it with --keys-max N (and --iterations N)"
+    )
+
+
 def build_description(impl: object) -> str:
     """What ``impl`` runs: the C driver's libraries and their packages, or the Python reference."""
     binary = getattr(impl, "binary", None)

@@ -145,7 +145,8 @@ def _early_eagain(live: int, params: Params) -> str:
         f"EAGAIN with {live} of {params.keys_limit} keys live: this profile promises every key up to the limit "
         "the implementation reports (sysconf(_SC_THREAD_KEYS_MAX) less keys the runtime holds); POSIX alone "
         "permits it (lack of other resources: see --profile posix). If the library's own limit is not what "
-        "sysconf reports (it does not interpose sysconf), state it with --keys-max"
+        f"sysconf reports (it does not interpose sysconf), state it with --keys-max ({live} keys were live here, "
+        "plus any the runtime holds)"
     )
 
 
