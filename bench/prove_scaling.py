@@ -28,6 +28,7 @@ import argparse
 import time
 from collections.abc import Iterable, Iterator
 
+from tsdcheck.model.exitloop import exit_outcomes
 from tsdcheck.model.ops import (
     Create,
     Delete,
@@ -43,7 +44,7 @@ from tsdcheck.model.ops import (
     Spawn,
 )
 from tsdcheck.model.profiles import get_profile
-from tsdcheck.model.semantics import exit_outcomes, outcomes
+from tsdcheck.model.semantics import outcomes
 from tsdcheck.model.state import Params, State
 from tsdcheck.properties.catalog import CATALOG
 from tsdcheck.symbolic.encoding import Encoding

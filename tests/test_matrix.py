@@ -14,7 +14,7 @@ from tsdcheck.cli import main
 from tsdcheck.drivers.pyref import Behaviour, PyRef
 from tsdcheck.model.ops import Code, Created, Got
 from tsdcheck.model.profiles import get_profile
-from tsdcheck.model.semantics import PERMITTED_FAILURES
+from tsdcheck.model.verdict import PERMITTED_FAILURES
 
 POSIX = get_profile("posix").params(4, 64)
 

@@ -11,8 +11,8 @@ from tsdcheck.checker.probes import family
 from tsdcheck.cli import main
 from tsdcheck.drivers.pyref import Behaviour, PyRef
 from tsdcheck.model.profiles import get_profile
-from tsdcheck.model.semantics import PERMITTED_FAILURES
 from tsdcheck.model.text import parse_trace
+from tsdcheck.model.verdict import PERMITTED_FAILURES
 from tsdcheck.properties.traceability import ROWS
 from tsdcheck.review.build import Settings, build
 from tsdcheck.review.matrixdata import MatrixData

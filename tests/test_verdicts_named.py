@@ -13,8 +13,8 @@ from tsdcheck.checker.report import finding_line
 from tsdcheck.drivers.base import Facts
 from tsdcheck.drivers.pyref import PyRef
 from tsdcheck.model.profiles import get_profile, load_profiles
-from tsdcheck.model.semantics import CREATE_EAGAIN_EARLY, CREATE_ENOMEM, SET_ENOMEM
 from tsdcheck.model.text import parse_trace
+from tsdcheck.model.verdict import CREATE_EAGAIN_EARLY, CREATE_ENOMEM, SET_ENOMEM
 from tsdcheck.properties import BY_ID
 from tsdcheck.properties.catalog import FULL_KEY_LIMIT
 

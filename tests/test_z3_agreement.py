@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tsdcheck.checker.fuzz import placed, programs
 from tsdcheck.checker.oracle import Oracle, judge_trace
+from tsdcheck.model.exitloop import exit_outcomes
 from tsdcheck.model.ops import (
     CANCELED,
     EAGAIN,
@@ -47,7 +48,7 @@ from tsdcheck.model.ops import (
     SetValue,
     Spawn,
 )
-from tsdcheck.model.semantics import async_signal_unsafe_in_child, exit_outcomes, expected_handlers, outcomes
+from tsdcheck.model.semantics import async_signal_unsafe_in_child, expected_handlers, outcomes
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import format_trace
 from tsdcheck.symbolic.codec import UNUSED_KEY, bounds_for, decode, encode, feasible, unrolling_for

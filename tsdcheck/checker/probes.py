@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from tsdcheck.model.exitloop import exit_outcomes
 from tsdcheck.model.ops import (
     OK,
     Create,
@@ -27,7 +28,7 @@ from tsdcheck.model.ops import (
     SetValue,
     Spawn,
 )
-from tsdcheck.model.semantics import exit_outcomes, outcomes, step
+from tsdcheck.model.semantics import outcomes, step
 from tsdcheck.model.state import Params, State
 
 REUSE = "a deleted key's value"
