@@ -6,7 +6,19 @@ import pytest
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.drivers.pyref import Behaviour, PyRef
-from tsdcheck.model.ops import Create, Exit, GetOwn, Reset, SetValue, Spawn
+from tsdcheck.model.ops import (
+    AFTER_LAST,
+    ORDER,
+    PASSES,
+    SET_DURING,
+    Choice,
+    Create,
+    Exit,
+    GetOwn,
+    Reset,
+    SetValue,
+    Spawn,
+)
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import TraceError, outcomes
 from tsdcheck.model.state import Params, State
@@ -42,7 +54,7 @@ def test_any_order_within_a_pass_is_allowed(order):
     v = judge(TWO_KEYS + f"exit t1 -> 2 calls\n{calls}\n")
     assert v.kind == "accepted"
     direction = "ascending" if order[0].startswith("k0") else "descending"
-    assert f"order within a pass: {direction} key value" in v.choices
+    assert Choice(ORDER, f"{direction} key value") in v.choices
 
 
 def test_a_key_called_twice_before_another_due_key_is_rejected():
@@ -62,7 +74,7 @@ exit t1 -> 3 calls
 
 def test_exactly_n_passes_then_stop():
     assert judge(resetting(4)).kind == "accepted"
-    assert "passes: 4" in judge(resetting(4)).choices
+    assert Choice(PASSES, "4") in judge(resetting(4)).choices
 
 
 def test_fewer_than_n_passes_is_rejected_by_every_profile():
@@ -75,7 +87,7 @@ def test_a_fifth_pass_breaks_default_and_dec_but_posix_allows_going_on():
     assert judge(resetting(5)).kind == "rejected"
     assert judge(resetting(5), DEC).kind == "rejected"
     v = judge(resetting(10, times=9), POSIX)
-    assert v.kind == "accepted" and "after the last pass: go on" in v.choices
+    assert v.kind == "accepted" and Choice(AFTER_LAST, "go on") in v.choices
 
 
 def test_posix_may_also_stop_after_n():
@@ -90,7 +102,7 @@ set t1 k1 v2 -> 0
 """
     same = judge(head + "exit t1 -> 2 calls\n  k1(v2): get=NULL set k0=0\n  k0(v3): get=NULL\n")
     assert same.kind == "accepted"
-    assert "set during a pass: handled in the same pass" in same.choices or "passes: 2" in same.choices
+    assert Choice(SET_DURING, "handled in the same pass") in same.choices or Choice(PASSES, "2") in same.choices
 
 
 def test_destructor_must_see_null_and_get_the_held_value():
@@ -188,5 +200,5 @@ def test_reported_choices_are_the_plainest_explanation():
     result = fuzz(impl, params, FuzzConfig(examples=300, seed=1))
     assert result.conforms
     labels = set(result.stats.choices)
-    assert "after the last pass: stop" in labels and "order within a pass: ascending key value" in labels
-    assert not {"after the last pass: go on", "order within a pass: other"} & labels
+    assert Choice(AFTER_LAST, "stop") in labels and Choice(ORDER, "ascending key value") in labels
+    assert not {Choice(AFTER_LAST, "go on"), Choice(ORDER, "other")} & labels

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.matrix import Cell
 from tsdcheck.checker.oracle import judge_trace
-from tsdcheck.checker.probes import family
 from tsdcheck.cli import main
 from tsdcheck.drivers.pyref import Behaviour, PyRef
 from tsdcheck.model.profiles import get_profile
@@ -15,7 +15,7 @@ from tsdcheck.model.text import parse_trace
 from tsdcheck.model.verdict import PERMITTED_FAILURES
 from tsdcheck.properties.traceability import ROWS
 from tsdcheck.review.build import Settings, build
-from tsdcheck.review.matrixdata import MatrixData
+from tsdcheck.review.matrixdata import MatrixData, MatrixFormatError
 from tsdcheck.review.render import render_markdown, write
 from tsdcheck.review.seeds import DEFAULT_SEEDS, covers, normative_sentences
 
@@ -45,8 +45,8 @@ def test_loose_points_are_the_choices_the_model_reports(review):
     seen: set[str] = set()
     for behaviour in (Behaviour(), Behaviour(order="descending"), Behaviour(after_last_pass="continue")):
         result = fuzz(PyRef(behaviour), POSIX, FuzzConfig(examples=120, seed=3))
-        seen |= {family(label) for label in result.stats.choices if label not in PERMITTED_FAILURES}
-    assert {lp.point for lp in review.loose} == seen - {"passes"}
+        seen |= {c.family for c in result.stats.choices if c not in PERMITTED_FAILURES}
+    assert {lp.point for lp in review.loose} == seen
 
 
 def test_every_loose_point_has_two_outcomes_the_model_allows(review, written):
@@ -55,7 +55,7 @@ def test_every_loose_point_has_two_outcomes_the_model_allows(review, written):
         for outcome, w in zip(lp.outcomes, review.loose_witnesses[lp.point], strict=True):
             _, trace = _file_trace(written, w)
             verdict = judge_trace(trace, POSIX)
-            assert verdict.kind == "accepted" and outcome.label in verdict.choices, (outcome.label, verdict)
+            assert verdict.kind == "accepted" and outcome.choice in verdict.choices, (outcome.choice, verdict)
         scripts = {tuple(op for op, _ in o.trace) for o in lp.outcomes}
         assert len(scripts) == 1  # one script, different outcomes of its loose operation
 
@@ -139,18 +139,30 @@ def test_report_files(review, written):
 
 def test_matrix_cells_reach_the_report(review, tmp_path):
     cells = {
-        "PTHREAD_DESTRUCTOR_ITERATIONS": "4",
-        "after the last pass": "stop",
-        "fuzz under posix": "violates dtor-sees-null (4 steps)",
-        "fuzz under its own profile": "glibc: conforms (30 steps)",
+        "PTHREAD_DESTRUCTOR_ITERATIONS": Cell("limit", "4", ("4",)),
+        "after the last pass": Cell("value", "stop", ("stop",)),
+        "fuzz under posix": Cell(
+            "violates", "violates dtor-sees-null (4 steps)", properties=("dtor-sees-null",), steps=4, profile="posix"
+        ),
+        "fuzz under its own profile": Cell("conforms", "glibc: conforms (30 steps)", steps=30, profile="glibc"),
     }
+    matrix_doc = {"rows": list(cells), "implementations": {"glibc": {"cells": {r: c.data() for r, c in cells.items()}}}}
     path = tmp_path / "m.json"
-    path.write_text(json.dumps({"rows": list(cells), "implementations": {"glibc": {"cells": cells}}}))
+    path.write_text(json.dumps(matrix_doc))
     matrix = MatrixData.load(path)
+    assert matrix.iterations() == {"glibc": 4}
     assert matrix.fuzzed("dtor-sees-null") == ([], ["glibc"])
     assert matrix.fuzzed("at-most-n-passes") == (["glibc"], [])
     md = render_markdown(dataclasses.replace(review, matrix=matrix))
     assert "| glibc | stop |" in md and "violated by glibc" in md
+
+
+def test_a_matrix_with_text_cells_is_refused(tmp_path):
+    """Cells are read as data, never parsed back from their sentences."""
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"rows": ["x"], "implementations": {"glibc": {"cells": {"x": "stop"}}}}))
+    with pytest.raises(MatrixFormatError, match="run `tsdcheck matrix --format json` again"):
+        MatrixData.load(path)
 
 
 def test_review_command_rejects_a_missing_matrix(tmp_path, capsys):

@@ -729,6 +729,7 @@ def _matrix(args: argparse.Namespace, console: Console) -> int:
 
 def _review(args: argparse.Namespace, console: Console) -> int:
     from tsdcheck.review.build import Settings, build
+    from tsdcheck.review.matrixdata import MatrixFormatError
     from tsdcheck.review.render import write
     from tsdcheck.review.seeds import DEFAULT_SEEDS, missing_seeds
 
@@ -738,7 +739,10 @@ def _review(args: argparse.Namespace, console: Console) -> int:
     missing = missing_seeds(seeds)
     if missing:
         raise UsageError(f"no seed text {', '.join(missing)} in {seeds}: the review quotes and locates them")
-    review = build(Settings(seeds, Path(args.matrix) if args.matrix else None))
+    try:
+        review = build(Settings(seeds, Path(args.matrix) if args.matrix else None))
+    except MatrixFormatError as e:
+        raise UsageError(str(e)) from None
     paths = write(review, Path(args.out))
     console.print(f"review written to {paths[0]} and {paths[1]} ({len(paths) - 2} traces), {review.seconds:.1f} s")
     return 0

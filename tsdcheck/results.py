@@ -23,7 +23,7 @@ from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.oracle import Verdict
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import Obs, Op, Parallel
-from tsdcheck.model.text import fmt_obs, fmt_op, format_trace
+from tsdcheck.model.text import fmt_choice, fmt_obs, fmt_op, format_trace
 from tsdcheck.properties import BY_ID, violations
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def stats_data(stats: Stats) -> dict[str, Any]:
         "steps": stats.steps,
         "operations": dict(sorted(stats.ops.items())),
         "max_passes": stats.max_passes,
-        "choices": dict(sorted(stats.choices.items())),
+        "choices": dict(sorted((fmt_choice(c), n) for c, n in stats.choices.items())),
         "reached": dict(stats.reached),
         "seconds": round(stats.seconds, 3),
     }

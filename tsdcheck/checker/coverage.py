@@ -13,10 +13,12 @@ from tsdcheck.model.ops import (
     EAGAIN,
     MAIN_THREAD,
     OK,
+    PASSES,
     PTHREAD_EXIT,
     Call,
     Cancel,
     CancelSeen,
+    Choice,
     Create,
     Created,
     Delete,
@@ -125,8 +127,8 @@ def op_name(op: Op) -> str:
     return _OP_NAMES[type(op)]
 
 
-def passes_of(choices: frozenset[str]) -> int:
-    return max((int(c.split(": ")[1]) for c in choices if c.startswith("passes: ")), default=0)
+def passes_of(choices: frozenset[Choice]) -> int:
+    return max((int(c.value) for c in choices if c.family == PASSES), default=0)
 
 
 def reached(op: Op, obs: Obs, before: State) -> set[str]:
@@ -188,7 +190,7 @@ class Stats:
     steps: int = 0
     ops: Counter[str] = field(default_factory=Counter)
     max_passes: int = 0
-    choices: Counter[str] = field(default_factory=Counter)
+    choices: Counter[Choice] = field(default_factory=Counter)
     reached: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     iterations: int = 0
@@ -196,7 +198,7 @@ class Stats:
     applicable: tuple[str, ...] = ()
     """The features the run could reach (see ``applicable``); empty when not known."""
 
-    def record(self, op: Op, obs: Obs, before: State, choices: frozenset[str]) -> None:
+    def record(self, op: Op, obs: Obs, before: State, choices: frozenset[Choice]) -> None:
         self.steps += 1
         name = op_name(op)
         self.ops[name] += 1
@@ -206,7 +208,7 @@ class Stats:
             self.max_passes = max(self.max_passes, passes)
             if self.iterations and passes >= self.iterations:
                 self.reached[N_PASSES] += 1
-            self.choices.update(c for c in choices if not c.startswith("passes: "))
+            self.choices.update(c for c in choices if c.family != PASSES)
         if isinstance(obs, (Filled, Created, Exited)) or isinstance(op, (Fork, End)):
             self.reached.update(reached(op, obs, before))
 

@@ -203,7 +203,7 @@ def _point_cell(impl: Implementation, probe: Probe, facts: Facts) -> Cell:
         return Cell("violates", f"violates {', '.join(props)}", properties=props, profile="posix")
     if verdict.kind == "undefined":
         return Cell("undefined", f"undefined: {verdict.reason}")
-    values = sorted(label.split(": ", 1)[1] for label in verdict.choices if label.startswith(probe.point + ":"))
+    values = sorted(c.value for c in verdict.choices if c.family == probe.point)
     return Cell("value", " / ".join(values) or "not shown", tuple(values))
 
 

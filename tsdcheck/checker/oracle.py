@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tsdcheck.model.ops import Obs, Op
+from tsdcheck.model.ops import Choice, Obs, Op
 from tsdcheck.model.semantics import Result, step
 from tsdcheck.model.state import Params, State
 from tsdcheck.properties import BY_ID, violations
@@ -27,7 +27,7 @@ class Verdict:
     """The step (0-based) that was rejected or reached undefined behaviour."""
     reason: str | None = None
     allowed: tuple[str, ...] = ()
-    choices: frozenset[str] = frozenset()
+    choices: frozenset[Choice] = frozenset()
     prop: str | None = None
     """The property a rejected step breaks (its reason ends with the property's citation)."""
 
@@ -44,7 +44,7 @@ class Verdict:
 class Oracle:
     params: Params
     states: tuple[State, ...] = field(default_factory=lambda: (State(),))
-    choices: set[str] = field(default_factory=set)
+    choices: set[Choice] = field(default_factory=set)
     steps: int = 0
 
     def judge(self, op: Op, obs: Obs) -> Result:

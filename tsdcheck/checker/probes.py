@@ -1,6 +1,6 @@
 """Probing traces, found by searching the model for the points where it allows more than one outcome.
 
-Every loose point of the model shows up as a *choice label* (``"family: value"``) that the
+Every loose point of the model shows up as a *choice* (``Choice(family, value)``) that the
 set-valued semantics attaches to an accepted step.  A probe for a family is the shortest
 script of operations on which the model allows outcomes with two different values of that
 family: a witness of the looseness, which run on an implementation shows which value it
@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 from tsdcheck.model.exitloop import exit_outcomes
 from tsdcheck.model.ops import (
+    LOOSE_FAMILIES,
     OK,
+    REUSE,
+    Choice,
     Create,
     Created,
     Delete,
@@ -31,13 +34,8 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.semantics import outcomes, step
 from tsdcheck.model.state import Params, State
 
-REUSE = "a deleted key's value"
-FAMILIES = ("order within a pass", "set during a pass", "after the last pass", REUSE)
+FAMILIES = LOOSE_FAMILIES
 """The loose points the semantics labels; a test checks that each has a probe."""
-
-
-def family(label: str) -> str:
-    return label.split(": ", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Probe:
     point: str
     ops: tuple[Op, ...]
     values: frozenset[str]
-    """The values of the point the model allows on this script (at least two)."""
+    """The values of the point the model allows on this script (at least two), e.g. ``stop``."""
 
 
 def _programs(key: int, iterations: int) -> list[Program | None]:
@@ -97,12 +95,12 @@ def _observations(state: State, op: Op, params: Params) -> list[Obs]:
     return [obs for obs, _ in outcomes(state, op, params)]
 
 
-Paths = list[tuple[State, frozenset[str]]]
-"""Where a script can end, with the choice labels seen on the way."""
+Paths = list[tuple[State, frozenset[Choice]]]
+"""Where a script can end, with the choices seen on the way."""
 
 
 def _extend(paths: Paths, op: Op, params: Params) -> Paths:
-    out: dict[object, tuple[State, frozenset[str]]] = {}
+    out: dict[object, tuple[State, frozenset[Choice]]] = {}
     for state, labels in paths:
         for obs in _observations(state, op, params):
             r = step(state, op, obs, params)
@@ -112,10 +110,11 @@ def _extend(paths: Paths, op: Op, params: Params) -> Paths:
 
 
 def _values(paths: Paths) -> dict[str, set[str]]:
+    """Family -> the values the paths took there."""
     values: dict[str, set[str]] = {}
-    for _, labels in paths:
-        for label in labels:
-            values.setdefault(family(label), set()).add(label)
+    for _, choices in paths:
+        for c in choices:
+            values.setdefault(c.family, set()).add(c.value)
     return values
 
 

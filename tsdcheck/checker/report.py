@@ -12,6 +12,7 @@ from tsdcheck.checker.oracle import Verdict, broken, judge_trace
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.profiles import load_profiles
+from tsdcheck.model.text import fmt_choice
 from tsdcheck.symbolic.results import ProfileRun
 
 
@@ -59,7 +60,8 @@ def summary_table(stats: Stats, facts: Facts, profile: str) -> Table:
     for feature in stats.applicable or REACHED:
         n = stats.reached.get(feature, 0)
         table.add_row(feature, f"{n} times" if n else "[bold red]NOT REACHED[/] by this run")
-    choices = "\n".join(f"{c} ({n}x)" for c, n in sorted(stats.choices.items())) or "none observed"
+    counts = sorted((fmt_choice(c), n) for c, n in stats.choices.items())
+    choices = "\n".join(f"{c} ({n}x)" for c, n in counts) or "none observed"
     table.add_row("loose choices observed", choices)
     table.add_row("time", f"{stats.seconds:.1f} s")
     return table

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from tsdcheck.model.ops import (
+    AFTER_LAST,
     DISABLED,
     EAGAIN,
     ENABLED,
@@ -25,9 +26,13 @@ from tsdcheck.model.ops import (
     NEW_KEY_PROGRAM,
     NULL,
     OK,
+    ORDER,
+    PASSES,
+    SET_DURING,
     Call,
     CancelSeen,
     CancelSelf,
+    Choice,
     DeleteKey,
     DeleteSeen,
     Effect,
@@ -42,7 +47,14 @@ from tsdcheck.model.ops import (
 )
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import fmt_call, fmt_effect, fmt_value
-from tsdcheck.model.verdict import SET_ENOMEM, Problem, Result, fresh_raw_problem, permitted_create_failure, reject
+from tsdcheck.model.verdict import (
+    SET_ENOMEM,
+    Problem,
+    Result,
+    fresh_raw_problem,
+    permitted_create_failure,
+    reject,
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ class ExitConfig:
     """Keys whose destructor this pass has already called."""
     counts: tuple[tuple[int, int], ...] = ()
     """Calls so far per key in this thread (programs act on the first calls)."""
-    choices: frozenset[str] = frozenset()
+    choices: frozenset[Choice] = frozenset()
     last_raw: int | None = None
     """Key value of the previous call in this pass, to classify the order of calls."""
 
@@ -94,7 +106,7 @@ def run_program(
     counts[key] = n
     state = state.with_value(t, key, NULL)
     effects: list[Effect] = []
-    choices: set[str] = set()
+    choices: set[Choice] = set()
     seen_list = list(seen) if seen is not None else None
 
     def observed() -> Effect | None:
@@ -214,7 +226,7 @@ class Finished:
     """The thread's end: the state after it, and the choices its exit revealed."""
 
     state: State
-    choices: frozenset[str]
+    choices: frozenset[Choice]
 
 
 def end_pass(cfg: ExitConfig, params: Params) -> list[ExitConfig | Finished]:
@@ -222,18 +234,18 @@ def end_pass(cfg: ExitConfig, params: Params) -> list[ExitConfig | Finished]:
     beyond = params.loose_after_n and cfg.pass_no > params.iterations
     if cfg.obligations:
         if beyond and cfg.called:
-            return [_finish(cfg, cfg.choices | {f"passes: {cfg.pass_no}", STOP_PARTWAY})]
+            return [_finish(cfg, cfg.choices | {_passes_taken(cfg.pass_no), STOP_PARTWAY})]
         return []
     deferred = cfg.state.pending(cfg.thread)
     choices = cfg.choices
     if deferred - cfg.due_at_start - cfg.called:
-        choices |= {"set during a pass: handled in the next pass"}
+        choices |= {Choice(SET_DURING, "handled in the next pass")}
     if beyond and (cfg.due_at_start - cfg.called) & deferred:
         choices |= {CAPPED}
     if beyond and not cfg.called:  # a pass beyond the N-th that called nothing: the exit ends here
-        return [_finish(cfg, choices | {f"passes: {cfg.pass_no - 1}"})]
+        return [_finish(cfg, choices | {_passes_taken(cfg.pass_no - 1)})]
     if not deferred:
-        return [_finish(cfg, choices | {f"passes: {cfg.pass_no}"})]
+        return [_finish(cfg, choices | {_passes_taken(cfg.pass_no)})]
     # Under a loose reading, a pass beyond the N-th owes no call to a key already called N times
     # (pthread_getspecific speaks of "at least PTHREAD_DESTRUCTOR_ITERATIONS attempts at destruction").
     capped = {k for k in deferred if cfg.count(k) >= params.iterations} if params.loose_after_n else set()
@@ -250,45 +262,50 @@ def end_pass(cfg: ExitConfig, params: Params) -> list[ExitConfig | Finished]:
         return [nxt]
     outs: list[ExitConfig | Finished] = []
     if "stop" in params.after_last_pass:
-        outs.append(_finish(cfg, choices | {f"passes: {cfg.pass_no}", "after the last pass: stop"}))
+        outs.append(_finish(cfg, choices | {_passes_taken(cfg.pass_no), Choice(AFTER_LAST, "stop")}))
     if "continue" in params.after_last_pass:
         outs.append(replace(nxt, choices=choices | {_GO_ON}))
     return outs
 
 
-def _finish(cfg: ExitConfig, choices: frozenset[str]) -> Finished:
+def _passes_taken(n: int) -> Choice:
+    return Choice(PASSES, str(n))
+
+
+def _finish(cfg: ExitConfig, choices: frozenset[Choice]) -> Finished:
     return Finished(cfg.state.without_thread(cfg.thread), choices)
 
 
-_ASCENDING, _DESCENDING = "order: <", "order: >"
-_GO_ON = "after the last pass: go on"
-STOP_PARTWAY = "after the last pass: go on, then stop partway through a pass"
-CAPPED = "after the last pass: go on, each key's destructor called at most N times"
+_ASCENDING, _DESCENDING = Choice("order of two calls", "<"), Choice("order of two calls", ">")
+"""Marks for each pair of consecutive calls in a pass, replaced by one ``ORDER`` label per exit."""
+_GO_ON = Choice(AFTER_LAST, "go on")
+STOP_PARTWAY = Choice(AFTER_LAST, "go on, then stop partway through a pass")
+CAPPED = Choice(AFTER_LAST, "go on, each key's destructor called at most N times")
 """POSIX lets an implementation stop "after at least PTHREAD_DESTRUCTOR_ITERATIONS" iterations
 (pthread_key_create) and speaks of that many "attempts at destruction" (pthread_getspecific): after
 N complete passes a loose reading may stop anywhere, or stop calling a key already called N times."""
 
 
-def _call_choices(cfg: ExitConfig, key: int) -> frozenset[str]:
+def _call_choices(cfg: ExitConfig, key: int) -> frozenset[Choice]:
     """What calling ``key`` next reveals: handling a value set during the pass, and the order."""
     out = set()
     if key not in cfg.due_at_start:
-        out.add("set during a pass: handled in the same pass")
+        out.add(Choice(SET_DURING, "handled in the same pass"))
     raw = cfg.state.live[key].raw
     if cfg.last_raw is not None and raw is not None:
         out.add(_ASCENDING if raw > cfg.last_raw else _DESCENDING)
     return frozenset(out)
 
 
-def _order_label(choices: frozenset[str]) -> frozenset[str]:
+def _order_label(choices: frozenset[Choice]) -> frozenset[Choice]:
     """Replace the pairwise order marks by one label for the whole exit."""
     marks = choices & {_ASCENDING, _DESCENDING}
     rest = choices - marks
     if marks == {_ASCENDING}:
-        return rest | {"order within a pass: ascending key value"}
+        return rest | {Choice(ORDER, "ascending key value")}
     if marks == {_DESCENDING}:
-        return rest | {"order within a pass: descending key value"}
-    return rest | {"order within a pass: other"} if marks else rest
+        return rest | {Choice(ORDER, "descending key value")}
+    return rest | {Choice(ORDER, "other")} if marks else rest
 
 
 def call_options(cfg: ExitConfig, params: Params) -> list[ExitConfig]:
@@ -387,13 +404,13 @@ def check_exit(state: State, thread: int, calls: tuple[Call, ...], params: Param
     return Result(states=_distinct([f.state for f in finals]), choices=_order_label(best.choices))
 
 
-def _marks(choices: frozenset[str]) -> int:
+def _marks(choices: frozenset[Choice]) -> int:
     """How many directions the calls took within passes (0, 1 or 2: fewer is plainer)."""
     return len(choices & {_ASCENDING, _DESCENDING})
 
 
-def _passes(choices: frozenset[str]) -> int:
-    return min((int(c.split(": ")[1]) for c in choices if c.startswith("passes: ")), default=0)
+def _passes(choices: frozenset[Choice]) -> int:
+    return min((int(c.value) for c in choices if c.family == PASSES), default=0)
 
 
 def _first_problem(reasons: list[Problem]) -> Problem:

@@ -382,3 +382,23 @@ class Parallel:
 
     lanes: tuple[Lane, ...]
     jitter: int = 0
+
+
+@dataclass(frozen=True, order=True)
+class Choice:
+    """One value an implementation took where the spec leaves several open: the loose point
+    (``family``) and the value taken there.  Typed, so callers compare families rather than
+    split text; ``text.fmt_choice`` writes it as ``family: value``."""
+
+    family: str
+    value: str
+
+
+ORDER = "order within a pass"
+SET_DURING = "set during a pass"
+AFTER_LAST = "after the last pass"
+REUSE = "a deleted key's value"
+LOOSE_FAMILIES = (ORDER, SET_DURING, AFTER_LAST, REUSE)
+"""The loose points of the texts the model labels (a test checks that each has a probe)."""
+PASSES = "passes"
+"""How many passes an exit took: a measurement recorded as a choice, not a loose point."""

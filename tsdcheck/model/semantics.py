@@ -19,7 +19,9 @@ from tsdcheck.model.ops import (
     OK,
     RETURN,
     RETURNED,
+    REUSE,
     Cancel,
+    Choice,
     Code,
     Crash,
     Create,
@@ -319,10 +321,10 @@ def _create(state: State, k: int, dtor: object, obs: Obs, params: Params) -> Res
     return Result(states=(after.with_key(k, dtor, obs.raw),), choices=_reuse_choice(state, obs.raw))  # type: ignore[arg-type]
 
 
-REUSED, NOT_REUSED = "a deleted key's value: handed out again", "a deleted key's value: not handed out again"
+REUSED, NOT_REUSED = Choice(REUSE, "handed out again"), Choice(REUSE, "not handed out again")
 
 
-def _reuse_choice(state: State, raw: int | None) -> frozenset[str]:
+def _reuse_choice(state: State, raw: int | None) -> frozenset[Choice]:
     """Whether a new key got the value of a deleted one, when some key has been deleted."""
     if raw in state.raws_used:
         return frozenset({REUSED})
@@ -335,7 +337,7 @@ def _fill(state: State, obs: Obs, params: Params) -> Result:
     room = max(params.keys_limit - len(state.live), 0)
     if not isinstance(obs, Filled):
         return reject("calls-return", f"fill gave {_obs_text(obs)}", f"{room} keys EAGAIN")
-    choices: frozenset[str] = frozenset()
+    choices: frozenset[Choice] = frozenset()
     if len(obs.raws) < room and obs.rc != OK:
         permitted = permitted_create_failure(obs.rc, params)
         if permitted is None and obs.rc == EAGAIN:

@@ -43,6 +43,7 @@ from tsdcheck.model.ops import (
     Cancel,
     CancelSeen,
     CancelSelf,
+    Choice,
     Code,
     Crash,
     Create,
@@ -254,6 +255,11 @@ def _with_stray(head: str, calls: tuple[Call, ...]) -> list[str]:
     if not calls:
         return [head]
     return [f"{head} +{len(calls)} calls", *("  " + fmt_call(c) for c in calls)]
+
+
+def fmt_choice(c: Choice) -> str:
+    """A choice as reports print it, e.g. ``after the last pass: stop``."""
+    return f"{c.family}: {c.value}"
 
 
 def fmt_step(op: Op, obs: Obs | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tsdcheck.model.ops import EAGAIN, ENOMEM
+from tsdcheck.model.ops import EAGAIN, ENOMEM, Choice
 from tsdcheck.model.state import Params, State
 from tsdcheck.properties.catalog import cite
 
@@ -29,7 +29,7 @@ class Result:
     """
 
     states: tuple[State, ...] = ()
-    choices: frozenset[str] = frozenset()
+    choices: frozenset[Choice] = frozenset()
     reason: str | None = None
     allowed: tuple[str, ...] = ()
     undefined: str | None = None
@@ -49,10 +49,10 @@ def reject(prop: str, reason: str, *allowed: str) -> Result:
     return Result(reason=f"{reason}; {cite(prop)}", allowed=allowed, prop=prop)
 
 
-SET_ENOMEM = "pthread_setspecific: ENOMEM (a permitted failure: the value is left as it was)"
-CREATE_ENOMEM = "pthread_key_create: ENOMEM (a permitted failure: no key is created)"
-CREATE_EAGAIN_EARLY = (
-    "pthread_key_create: EAGAIN below the key limit (a permitted failure: the system lacked other resources)"
+SET_ENOMEM = Choice("pthread_setspecific", "ENOMEM (a permitted failure: the value is left as it was)")
+CREATE_ENOMEM = Choice("pthread_key_create", "ENOMEM (a permitted failure: no key is created)")
+CREATE_EAGAIN_EARLY = Choice(
+    "pthread_key_create", "EAGAIN below the key limit (a permitted failure: the system lacked other resources)"
 )
 """Permitted failures (POSIX pthread_setspecific: "may fail ... [ENOMEM] Insufficient memory exists to
 associate the non-NULL value with the key"; pthread_key_create: "shall fail ... [EAGAIN] The system lacked
@@ -78,7 +78,7 @@ def fresh_raw_problem(state: State, raw: int | None, params: Params) -> Problem 
     return None
 
 
-def permitted_create_failure(rc: str, params: Params) -> str | None:
+def permitted_create_failure(rc: str, params: Params) -> Choice | None:
     """The choice a failed pthread_key_create below the limit made, when the profile permits it."""
     if rc == ENOMEM:
         return CREATE_ENOMEM

@@ -6,8 +6,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsdcheck.model.ops import ORDER
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.state import Params
+from tsdcheck.model.text import fmt_choice
 from tsdcheck.review import findings as fnd
 from tsdcheck.review.findings import Finding
 from tsdcheck.review.looseness import LoosePoint, loose_points
@@ -79,9 +81,10 @@ def build(settings: Settings) -> Review:
     prove_readings = [Reading(r.name, _with_limit(r.params, 2), r.profile) for r in readings]
     loose = loose_points(posix.params, settings.search_bounds, settings.depth)
     loose_witnesses = {
-        lp.point: [witness(f"loose-{_slug(o.label)}", o.trace, readings) for o in lp.outcomes] for lp in loose
+        lp.point: [witness(f"loose-{_slug(fmt_choice(o.choice))}", o.trace, readings) for o in lp.outcomes]
+        for lp in loose
     }
-    order = next((lp for lp in loose if lp.point == "order within a pass"), None)
+    order = next((lp for lp in loose if lp.point == ORDER), None)
     context = fnd.Context(posix, dec, default, settings.search_bounds, settings.depth, order)
     review = Review(
         settings=settings,

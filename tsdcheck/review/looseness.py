@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tsdcheck.checker.oracle import Oracle
-from tsdcheck.checker.probes import FAMILIES, REUSE, _observations, family
-from tsdcheck.model.ops import Obs, Op
+from tsdcheck.checker.probes import FAMILIES, _observations
+from tsdcheck.model.ops import AFTER_LAST, ORDER, REUSE, SET_DURING, Choice, Obs, Op
 from tsdcheck.model.semantics import step
 from tsdcheck.model.state import Params
 from tsdcheck.symbolic.conditions import after_last_pass, key_reused, order_open, set_during_pass
@@ -22,9 +22,9 @@ from tsdcheck.symbolic.search import Condition, Trace, reach
 from tsdcheck.symbolic.variant import Bounds, Variant
 
 CHOICE_POINTS: dict[str, Condition] = {
-    "order within a pass": order_open,
-    "set during a pass": set_during_pass,
-    "after the last pass": after_last_pass,
+    ORDER: order_open,
+    SET_DURING: set_during_pass,
+    AFTER_LAST: after_last_pass,
     REUSE: key_reused,
 }
 """Where each choice family of the model is open, in terms of the Z3 encoding."""
@@ -32,8 +32,8 @@ CHOICE_POINTS: dict[str, Condition] = {
 
 @dataclass(frozen=True)
 class Outcome:
-    label: str
-    """The model's choice label, e.g. "after the last pass: go on"."""
+    choice: Choice
+    """The model's choice, e.g. ``Choice("after the last pass", "go on")``."""
     trace: Trace
     """The witness script with this outcome observed at the loose operation."""
 
@@ -49,17 +49,17 @@ class LoosePoint:
     note: str = ""
 
 
-def spell_out(trace: Trace, point: str, params: Params) -> tuple[int, dict[str, Obs]] | None:
+def spell_out(trace: Trace, point: str, params: Params) -> tuple[int, dict[Choice, Obs]] | None:
     """The first operation of ``trace`` at which the model allows outcomes with two values of
     ``point`` (walking the trace's own observations up to it), and one outcome per value."""
     oracle = Oracle(params)
     for i, (op, obs) in enumerate(trace):
-        per_value: dict[str, Obs] = {}
+        per_value: dict[Choice, Obs] = {}
         for state in oracle.states:
             for candidate in _observations(state, op, params):
-                for label in sorted(step(state, op, candidate, params).choices):
-                    if family(label) == point:
-                        per_value.setdefault(label, candidate)
+                for choice in sorted(step(state, op, candidate, params).choices):
+                    if choice.family == point:
+                        per_value.setdefault(choice, candidate)
         if len(per_value) >= 2:
             return i, per_value
         if not oracle.judge(op, obs).accepted:
@@ -79,7 +79,7 @@ def witness(point: str, params: Params, bounds: Bounds, depth: int) -> LoosePoin
     at, per_value = spelled
     prefix: list[tuple[Op, Obs]] = found.trace[:at]
     op = found.trace[at][0]
-    outcomes = tuple(Outcome(label, [*prefix, (op, obs)]) for label, obs in sorted(per_value.items()))
+    outcomes = tuple(Outcome(choice, [*prefix, (op, obs)]) for choice, obs in sorted(per_value.items()))
     return LoosePoint(point, found.depth, at, outcomes)
 
 

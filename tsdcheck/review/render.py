@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsdcheck.model.text import format_trace
+from tsdcheck.model.text import fmt_choice, format_trace
 from tsdcheck.review.build import ITERATIONS, KEYS_LIMIT, Review
 from tsdcheck.review.findings import Quote
 from tsdcheck.review.html import to_html
@@ -122,7 +122,11 @@ def _looseness(review: Review) -> list[str]:
         out += [f"Witness of {lp.depth} steps of the encoding; operation {(lp.at or 0) + 1} is loose.", ""]
         for o, w in zip(lp.outcomes, review.loose_witnesses[lp.point], strict=True):
             allowed = [c.reading.name for c in w.claims if c.kind == "accepted"]
-            out += [f"**{o.label}** — allowed by {', '.join(allowed) or 'no reading'}", "", *_trace_block(w)]
+            out += [
+                f"**{fmt_choice(o.choice)}** — allowed by {', '.join(allowed) or 'no reading'}",
+                "",
+                *_trace_block(w),
+            ]
         if review.matrix:
             cells = review.matrix.row(lp.point)
             out += _table(["implementation", "takes"], [[k, v] for k, v in cells.items()])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.drivers.pyref import PyRef
+from tsdcheck.model.ops import Choice
 from tsdcheck.model.profiles import load_profiles
 from tsdcheck.model.state import Params
 from tsdcheck.model.text import format_trace
@@ -36,7 +37,7 @@ class Claim:
     """The rejected step (0-based)."""
     reason: str | None = None
     allowed: tuple[str, ...] = ()
-    choices: frozenset[str] = frozenset()
+    choices: frozenset[Choice] = frozenset()
 
     def describe(self) -> str:
         if self.kind != "rejected" or self.index is None:
