@@ -5,11 +5,16 @@ process can end (return, pthread_exit of any thread, deferred and asynchronous c
 with cleanup handlers, detached threads, fork, exit and return from main, a cancellation
 requested inside a destructor), then often corrupted (a wrong value, a dropped, repeated or
 reordered destructor call or handler, a wrong return code, join status or process end, a
-clashing key value), so both accepted and rejected traces are compared.
+clashing key value, a failure POSIX permits such as ENOMEM or an early EAGAIN), so both
+accepted and rejected traces are compared.  Parameters are drawn with every non-default reading
+(early EAGAIN permitted, the loose rule after N passes, a libc promising more in a forked
+child); one test holds them to the ``posix`` profile, and a table of hand-written traces (the
+loose points' own examples) is judged under every profile.
 """
 
 from dataclasses import replace
 
+import pytest
 import z3
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -21,6 +26,7 @@ from tsdcheck.model.ops import (
     CANCELED,
     EAGAIN,
     EINVAL,
+    ENOMEM,
     MAIN_THREAD,
     OK,
     PTHREAD_EXIT,
@@ -45,12 +51,15 @@ from tsdcheck.model.ops import (
     Pop,
     Push,
     Ran,
+    ResetSeen,
+    SetSeen,
     SetValue,
     Spawn,
 )
+from tsdcheck.model.profiles import get_profile, load_profiles
 from tsdcheck.model.semantics import async_signal_unsafe_in_child, expected_handlers, outcomes
 from tsdcheck.model.state import Params, State
-from tsdcheck.model.text import format_trace
+from tsdcheck.model.text import format_trace, parse_trace
 from tsdcheck.symbolic.codec import UNUSED_KEY, bounds_for, decode, encode, feasible, unrolling_for
 
 PARAMS = st.builds(
@@ -59,7 +68,12 @@ PARAMS = st.builds(
     keys_limit=st.integers(1, 3),
     after_last_pass=st.sampled_from([frozenset({"stop"}), frozenset({"continue"}), frozenset({"stop", "continue"})]),
     raws_unique_forever=st.booleans(),
+    fork_child_full_libc=st.booleans(),
+    loose_after_n=st.booleans(),
+    full_key_limit=st.booleans(),
 )
+POSIX = get_profile("posix").params(1, 2)
+"""The posix profile (its minimums: 4 passes, 128 keys)."""
 
 
 def _with_raws(draw: st.DrawFn, obs: Obs, fresh: int) -> Obs:
@@ -86,9 +100,11 @@ def _corrupt(draw: st.DrawFn, obs: Obs) -> Obs:
         case Got(v):
             return Got(draw(st.integers(0, 3).filter(lambda x: x != v)))
         case Created(rc):
-            return Created(EAGAIN) if rc == OK else Created(OK, draw(st.integers(0, 4)))
+            return (
+                Created(draw(st.sampled_from([EAGAIN, ENOMEM]))) if rc == OK else Created(OK, draw(st.integers(0, 4)))
+            )
         case Code():
-            return Code(EINVAL)
+            return Code(draw(st.sampled_from([EINVAL, ENOMEM])))
         case Ran(ran):
             return Ran(() if ran else (7,))
         case Ended():
@@ -113,7 +129,7 @@ def _corrupt_end(draw: st.DrawFn, obs: Exited) -> Exited:
         return obs
     calls = obs.calls
     i = draw(st.integers(0, len(calls) - 1))
-    change = draw(st.sampled_from(["drop", "repeat", "swap", "arg", "effects"]))
+    change = draw(st.sampled_from(["drop", "repeat", "swap", "arg", "effects", "failed"]))
     c = list(calls)
     if change == "drop":
         del c[i]
@@ -123,9 +139,25 @@ def _corrupt_end(draw: st.DrawFn, obs: Exited) -> Exited:
         c[i], c[i + 1] = c[i + 1], c[i]
     elif change == "arg":
         c[i] = replace(c[i], arg=draw(st.integers(0, 4)))
+    elif change == "failed":
+        c[i] = replace(c[i], effects=tuple(_failed(draw, e) for e in c[i].effects))
     else:
         c[i] = replace(c[i], effects=c[i].effects[:-1])
     return replace(obs, calls=tuple(c))
+
+
+def _failed(draw: st.DrawFn, e: object) -> object:
+    """A call inside a destructor failing as POSIX permits (or, for ``new``, an early EAGAIN)."""
+    if getattr(e, "rc", None) != OK:
+        return e
+    match e:
+        case ResetSeen():
+            return ResetSeen(ENOMEM)
+        case SetSeen(k):
+            return SetSeen(k, ENOMEM)
+        case NewSeen(k, _, raw):
+            return draw(st.sampled_from([NewSeen(k, ENOMEM, raw), NewSeen(k, ENOMEM), NewSeen(k, EAGAIN)]))
+    return e
 
 
 def _random_op(draw: st.DrawFn, state: State, params: Params, next_thread: int) -> Op:
@@ -175,9 +207,11 @@ def _ends(draw: st.DrawFn, state: State, op: Exit | Cancel, params: Params) -> l
 
 
 @st.composite
-def judged_traces(draw: st.DrawFn) -> tuple[Params, list[tuple[Op, Obs]]]:
+def judged_traces(
+    draw: st.DrawFn, params_from: st.SearchStrategy[Params] = PARAMS
+) -> tuple[Params, list[tuple[Op, Obs]]]:
     """Keys with destructor programs and threads first, random steps, then every thread exits."""
-    params = draw(PARAMS)
+    params = draw(params_from)
     oracle = Oracle(params)
     trace: list[tuple[Op, Obs]] = []
     script: list[Op] = [
@@ -229,16 +263,81 @@ def judged_traces(draw: st.DrawFn) -> tuple[Params, list[tuple[Op, Obs]]]:
     return params, trace
 
 
-@settings(max_examples=300)
-@given(judged_traces())
-def test_python_model_and_z3_encoding_agree(case):
-    params, trace = case
+def _agree(params: Params, trace: list[tuple[Op, Obs]]) -> None:
     python = judge_trace(trace, params).kind == "accepted"
     z3_says = feasible(trace, params)
     assert python == z3_says, (
         f"Python model {'accepts' if python else 'rejects'}, Z3 {'accepts' if z3_says else 'rejects'}; "
         f"{params}; bounds {bounds_for(trace)}\n{format_trace(trace)}"
     )
+
+
+@settings(max_examples=300)
+@given(judged_traces())
+def test_python_model_and_z3_encoding_agree(case):
+    _agree(*case)
+
+
+@settings(max_examples=60)
+@given(judged_traces(st.just(POSIX)))
+def test_python_model_and_z3_encoding_agree_under_posix(case):
+    _agree(*case)
+
+
+_RESETTERS = """create k0 dtor=[reset v1 x9] -> 0 key=1
+create k1 dtor=[reset v1 x9] -> 0 key=2
+spawn t1 -> 0
+set t1 k0 v1 -> 0
+set t1 k1 v1 -> 0
+"""
+_ONE_KEY = "create k0 dtor=[get] -> 0 key=1\nspawn t1 -> 0\nset t1 k0 v1 -> 0\n"
+
+
+def _exit(calls: list[int]) -> str:
+    return (
+        _RESETTERS
+        + f"exit t1 -> {len(calls)} calls status=returned\n"
+        + "".join(f"  k{k}(v1): reset=0\n" for k in calls)
+    )
+
+
+LOOSE_POINTS = {
+    "set ENOMEM": _ONE_KEY + "set t1 k0 v2 -> ENOMEM\nget t1 k0 -> v1",
+    "set ENOMEM, value changed": _ONE_KEY + "set t1 k0 v2 -> ENOMEM\nget t1 k0 -> v2",
+    "create ENOMEM": "create k0 dtor=none -> ENOMEM\ncreate k1 dtor=none -> 0 key=1\nspawn t1 -> 0\nget t1 k1 -> NULL",
+    "ENOMEM inside a destructor": "create k0 dtor=[reset v2 x1; new v3] -> 0 key=1\nspawn t1 -> 0\nset t1 k0 v1 -> 0\n"
+    "exit t1 -> 1 calls status=returned\n  k0(v1): reset=ENOMEM new k1=ENOMEM\n",
+    "early EAGAIN": "create k0 dtor=none -> 0 key=1\ncreate k1 dtor=none -> EAGAIN\ncreate k2 dtor=none -> 0 key=2",
+    "early EAGAIN inside a destructor": "create k0 dtor=[new v3] -> 0 key=1\nspawn t1 -> 0\nset t1 k0 v1 -> 0\n"
+    "exit t1 -> 1 calls status=returned\n  k0(v1): new k1=EAGAIN\n",
+    "stop partway after N passes": _exit([0, 1] * 4 + [0]),
+    "stop partway before N passes": _exit([0, 1] * 3 + [0]),
+    "cap a key at N calls": _exit([0, 1] * 4 + [1, 1]),
+    "cap, then stop": _exit([0, 1] * 4 + [1]),
+    "five passes": _exit([0, 1] * 5),
+}
+"""Each loose point of ``posix`` and ``full_key_limit``, with a near miss."""
+
+
+@pytest.mark.parametrize("profile", sorted(load_profiles()))
+@pytest.mark.parametrize("name", sorted(LOOSE_POINTS))
+def test_the_loose_points_are_judged_alike(name, profile):
+    _agree(get_profile(profile).params(4, 128), parse_trace(LOOSE_POINTS[name]).steps)
+
+
+def test_the_loose_points_table_has_both_verdicts_under_posix_and_default():
+    """The table tells the readings apart (so the test above compares something)."""
+    for profile in ("posix", "default"):
+        params = get_profile(profile).params(4, 128)
+        kinds = {judge_trace(parse_trace(t).steps, params).kind for t in LOOSE_POINTS.values()}
+        assert kinds == {"accepted", "rejected"}, profile
+    posix, default = (get_profile(p).params(4, 128) for p in ("posix", "default"))
+    differ = [
+        n
+        for n, t in LOOSE_POINTS.items()
+        if feasible(parse_trace(t).steps, posix) != feasible(parse_trace(t).steps, default)
+    ]
+    assert set(differ) >= {"early EAGAIN", "stop partway after N passes", "cap a key at N calls"}
 
 
 def _as_shown(back: list[tuple[Op, Obs]], trace: list[tuple[Op, Obs]]) -> list[tuple[Op, Obs]]:

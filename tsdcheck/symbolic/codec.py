@@ -3,7 +3,7 @@ the trace language, ``encode`` pins an unrolling to what a trace shows.
 
 ``feasible`` is the second judge of a trace: the trace pins the operations and observations of
 an unrolling, and Z3 decides whether some choice of the spec's free variables (call order,
-pass boundaries, stop or go on) explains it.  Tests compare it with the Python model on random
+pass boundaries, stop or go on, a failure POSIX permits) explains it.  Tests compare it with the Python model on random
 traces (two encodings of one spec), and check that ``decode`` inverts ``encode``.
 """
 
@@ -18,6 +18,7 @@ from tsdcheck.model.ops import (
     CANCELED,
     DISABLED,
     EAGAIN,
+    ENOMEM,
     NEW_KEY_PROGRAM,
     OK,
     PTHREAD_EXIT,
@@ -146,10 +147,11 @@ class _Reader:
             if not self.truth(o.fired[j]):
                 continue
             kind, target = self.num(p.kind[j]), self.num(p.key[j])
+            rc = ENOMEM if self.truth(o.nomem_at[j]) else OK
             if kind == RESET:
-                effects.append(ResetSeen(OK))
+                effects.append(ResetSeen(rc))
             elif kind == SETKEY:
-                effects.append(SetSeen(target, OK))
+                effects.append(SetSeen(target, rc))
             elif kind == DELKEY:
                 effects.append(DeleteSeen(target, OK))
             elif kind == CANCEL:
@@ -157,7 +159,10 @@ class _Reader:
             else:
                 new = self.num(o.new_key[j])
                 made = self.truth(o.new_ok[j])
-                effects.append(NewSeen(new, OK if made else EAGAIN, self.num(self.e.g.raw[new]) if made else None))
+                failed = ENOMEM if rc == ENOMEM else EAGAIN
+                effects.append(
+                    NewSeen(new, OK if made and rc == OK else failed, self.num(self.e.g.raw[new]) if made else None)
+                )
         return Call(k, self.num(o.got), tuple(effects))
 
 
@@ -204,12 +209,12 @@ def decode(
         if op == SPAWN:
             trace.append((Spawn(t, detached=v == 1), Code(OK)))
         elif op == CREATE:
-            made = r.truth(o.ok)
-            trace.append((Create(k, r.program(k)), Created(OK, r.num(e.g.raw[k])) if made else Created(EAGAIN)))
+            failed = Created(ENOMEM) if r.truth(o.nomem) else Created(EAGAIN)
+            trace.append((Create(k, r.program(k)), Created(OK, r.num(e.g.raw[k])) if r.truth(o.ok) else failed))
         elif op == DELETE:
             trace.append((Delete(k), Code(OK)))
         elif op == SET:
-            trace.append((SetValue(t, k, v), Code(OK)))
+            trace.append((SetValue(t, k, v), Code(OK if r.truth(o.ok) else ENOMEM)))
         elif op == GET:
             trace.append((GetValue(t, k), Got(r.num(o.got))))
         elif op == PUSH:
@@ -349,22 +354,34 @@ class _Pins:
 
 def _effect_matches(instr: object, seen: Effect, o: Outputs, j: int, e: Encoding) -> z3.BoolRef:
     """Body instruction ``instr`` (slot j) acting as ``seen`` shows."""
+    nomem = o.nomem_at[j]
     match instr, seen:
         case Reset(), ResetSeen(rc):
-            return z3.BoolVal(rc == OK)
+            return _set_rc(rc, nomem)
         case SetKey(k2, _), SetSeen(k3, rc):
-            return z3.BoolVal(k2 == k3 and rc == OK)
+            return z3.And(z3.BoolVal(k2 == k3), _set_rc(rc, nomem))
         case DeleteKey(k2), DeleteSeen(k3, rc):
             return z3.BoolVal(k2 == k3 and rc == OK)
         case NewKey(), NewSeen(k2, rc, raw):
+            named = o.new_key[j] == k2
             if rc == EAGAIN:
-                return z3.And(o.new_key[j] == k2, z3.Not(o.new_ok[j]))
-            if rc != OK or raw is None or not 0 <= k2 < e.bounds.keys:
+                return z3.And(named, z3.Not(o.new_ok[j]), z3.Not(nomem))
+            if rc == ENOMEM and raw is None:  # no key made
+                return z3.And(named, z3.Not(o.new_ok[j]), nomem)
+            if rc not in (OK, ENOMEM) or raw is None or not 0 <= k2 < e.bounds.keys:
                 return z3.BoolVal(False)
-            return z3.And(o.new_key[j] == k2, o.new_ok[j], e.g.raw[k2] == raw)
+            # Made; with ENOMEM, its value then failed to set.
+            return z3.And(named, o.new_ok[j], nomem == (rc == ENOMEM), e.g.raw[k2] == raw)
         case CancelSelf(), CancelSeen(acted):
             return o.acted[j] == acted
     return z3.BoolVal(False)
+
+
+def _set_rc(rc: str, nomem: z3.BoolRef) -> z3.BoolRef:
+    """A pthread_setspecific inside a destructor returned ``rc``: 0, or the ENOMEM POSIX permits."""
+    if rc not in (OK, ENOMEM):
+        return z3.BoolVal(False)
+    return nomem == (rc == ENOMEM)
 
 
 def _call(u: _Pins, t: int, c: Call, programs: dict[int, Program | None]) -> bool:
@@ -393,7 +410,7 @@ def _call(u: _Pins, t: int, c: Call, programs: dict[int, Program | None]) -> boo
         for i, seen in enumerate(effects):
             u.s.add(z3.Implies(z3.And(o.fired[j], before == i), _effect_matches(instr, seen, o, j, u.e)))
     for seen in effects:
-        if isinstance(seen, NewSeen) and seen.rc == OK:
+        if isinstance(seen, NewSeen) and seen.raw is not None and seen.rc in (OK, ENOMEM):
             programs[seen.key] = NEW_KEY_PROGRAM
     return True
 
@@ -454,8 +471,8 @@ def encode(trace: list[tuple[Op, Obs]], unrolling: Unrolling) -> bool:
                 programs[k] = dtor
                 if rc == OK and raw is not None:
                     u.s.add(o.ok, e.g.raw[k] == raw)
-                elif rc == EAGAIN:
-                    u.s.add(z3.Not(o.ok))
+                elif rc in (EAGAIN, ENOMEM):
+                    u.s.add(z3.Not(o.ok), o.nomem == (rc == ENOMEM))
                 else:
                     return False
             case Delete(k), Code(rc):
@@ -463,7 +480,7 @@ def encode(trace: list[tuple[Op, Obs]], unrolling: Unrolling) -> bool:
                 u.s.add(o.ok == (rc == OK))
             case SetValue(t, k, v), Code(rc):
                 _, o = u.step(SET, t, k, v)
-                u.s.add(o.ok == (rc == OK))
+                u.s.add(o.ok == (rc == OK), o.nomem == (rc == ENOMEM))
             case GetValue(t, k), Got(v):
                 _, o = u.step(GET, t, k)
                 if _ptr(v) is None:

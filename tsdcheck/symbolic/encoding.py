@@ -9,7 +9,9 @@ new pass first, so a pass costs one step per call), and ``finish``.  Cleanup sta
 most ``handlers`` entries per thread; ``fork`` keeps the forking thread only; ``end`` is the
 process's ``exit()`` or return from main, after which nothing happens.
 The spec's looseness is free choice: which due key is called next, where passes end, stop or
-go on after the last required pass, and the value of a new key.
+go on after the last required pass (under ``loose_after_n``, also stop partway through a later
+pass or leave out a key already called N times), the value of a new key, and the failures POSIX
+permits for lack of resources (``_failure``).
 
 The transition relation is built once over template variables and copied to each depth with
 ``z3.substitute``: building terms in Python would otherwise dominate small queries.  One
@@ -170,6 +172,7 @@ class Encoding:
         ranged = [z3.Implies(a.op == op, z3.And(a.value >= 0, a.value <= hi)) for op, hi in ranges.items()]
         with_value = z3.Or([a.op == op for op in (*ranges, PUSH)])
         with_ok = z3.Or([a.op == op for op in (CREATE, DELETE, SET, POP, FINISH)])
+        with_nomem = z3.Or(a.op == CREATE, a.op == SET)
         with_got = z3.Or([a.op == op for op in (GET, CALL, HANDLER, POP, FINISH)])
         return z3.And(
             z3.Or(rules),
@@ -181,11 +184,12 @@ class Encoding:
             z3.Implies(a.op == PUSH, a.value >= 0),
             z3.Implies(z3.Not(with_value), a.value == 0),
             z3.Implies(z3.Not(with_ok), z3.Not(out.ok)),
+            z3.Implies(z3.Not(with_nomem), z3.Not(out.nomem)),
             z3.Implies(z3.Not(with_got), out.got == 0),
             z3.Implies(z3.Not(is_call), z3.And(out.seen == 0, z3.Not(a.boundary), *[z3.Not(f) for f in out.fired])),
             *[
-                z3.Implies(z3.Not(is_call), z3.And(z3.Not(o), n == NO_KEY, z3.Not(c)))
-                for o, n, c in zip(out.new_ok, out.new_key, out.acted, strict=True)
+                z3.Implies(z3.Not(is_call), z3.And(z3.Not(o), n == NO_KEY, z3.Not(c), z3.Not(f)))
+                for o, n, c, f in zip(out.new_ok, out.new_key, out.acted, out.nomem_at, strict=True)
             ],
         )
 
@@ -205,7 +209,8 @@ class Encoding:
     def _create(self, pre: Frame, a: Action, out: Outputs) -> _Work:
         w = self._idle(pre, a)
         w.guard += [a.thread == 0, a.key == pre.next_key, pre.next_key < self.bounds.keys]
-        w.guard.append(out.ok == self._room(pre.nlive()))
+        w.guard.append(self._create_outcome(self._room(pre.nlive()), out.ok, out.nomem))
+        w.guard.append(z3.Not(z3.And(out.ok, out.nomem)))
         self._make_key(w, out.ok, pre.next_key)
         w.next_key = pre.next_key + 1
         return w
@@ -217,6 +222,20 @@ class Encoding:
         if "eagain-early" in self.variant.mutations:
             limit -= 1
         return nlive < limit
+
+    def _failure(self, eagain: z3.BoolRef, nomem: z3.BoolRef) -> z3.BoolRef:
+        """A call below the key limit fails as POSIX permits: ENOMEM ("insufficient memory", every
+        profile), or pthread_key_create's EAGAIN for lack of other resources, a finding only under
+        a profile with ``full_key_limit``.  Off in a search for witnesses (``Variant.failures``)."""
+        early_eagain = z3.BoolVal(not self.variant.params.full_key_limit)
+        return z3.And(z3.BoolVal(self.variant.failures), z3.Or(nomem, z3.And(eagain, early_eagain)))
+
+    def _create_outcome(self, room: z3.BoolRef, made: z3.BoolRef, nomem: z3.BoolRef) -> z3.BoolRef:
+        """pthread_key_create's outcome: ``made`` (nomem too: made, then its value failed to set,
+        inside a destructor only), EAGAIN (neither) or ENOMEM (``nomem`` alone).  At the limit it
+        is EAGAIN; below it, made unless it fails as ``_failure`` permits."""
+        plain = z3.And(made, z3.Not(nomem))
+        return z3.If(room, z3.Or(plain, self._failure(z3.Not(z3.Or(made, nomem)), nomem)), z3.Not(z3.Or(made, nomem)))
 
     def _make_key(self, w: _Work, ok: z3.BoolRef, k: z3.ArithRef) -> None:
         """Key k created (when ``ok``): live, with a value distinct from the live keys'."""
@@ -243,12 +262,13 @@ class Encoding:
 
     def _set(self, pre: Frame, a: Action, out: Outputs) -> _Work:
         w = self._idle(pre, a)
-        w.guard += [self._running(pre, a.thread), pick(a.key, list(pre.live)), out.ok]
+        w.guard += [self._running(pre, a.thread), pick(a.key, list(pre.live))]
+        w.guard.append(z3.If(out.ok, z3.Not(out.nomem), self._failure(z3.BoolVal(False), out.nomem)))
         if "shared-values" in self.variant.mutations:
             for t in range(self.bounds.threads):
-                w.set_val(z3.BoolVal(True), z3.IntVal(t), a.key, a.value)
+                w.set_val(out.ok, z3.IntVal(t), a.key, a.value)
         else:
-            w.set_val(z3.BoolVal(True), a.thread, a.key, a.value)
+            w.set_val(out.ok, a.thread, a.key, a.value)
         return w
 
     def _get(self, pre: Frame, a: Action, out: Outputs) -> _Work:
@@ -326,6 +346,29 @@ class Encoding:
         enough = z3.BoolVal(True) if "no-rescan" in self.variant.mutations else f.pass_no >= self.variant.passes
         return z3.Or(z3.Not(any_pending), z3.And(enough, z3.BoolVal(stop)))
 
+    def _loose_stop(self, f: Frame, any_pending: z3.BoolRef) -> z3.BoolRef:
+        """Under ``loose_after_n``, the loop may also end after N complete passes: partway through
+        a later pass once it has called a destructor, or where every value left belongs to a key
+        already called N times (the next pass would owe it nothing)."""
+        if not self.variant.params.loose_after_n:
+            return z3.BoolVal(False)
+        n, g = self.variant.passes, self.g
+        go_on = z3.BoolVal("continue" in self.variant.params.after_last_pass)
+        partway = z3.And(f.pass_no > n, z3.Or(f.oblig), z3.Or(f.called))
+        left = [z3.Implies(f.pending(g, f.exiting, k), c >= n) for k, c in enumerate(f.count)]
+        capped = z3.And(go_on, f.pass_no >= n, z3.Not(z3.Or(f.oblig)), any_pending, *left)
+        return z3.Or(partway, capped)
+
+    def _owed(self, pre: Frame, k: int) -> z3.BoolRef:
+        """Key k is owed a call in the pass that starts now: due, and under ``loose_after_n`` past
+        the N-th pass, not yet called N times (pthread_getspecific: "at least
+        PTHREAD_DESTRUCTOR_ITERATIONS attempts at destruction")."""
+        due_now = pre.pending(self.g, pre.exiting, k)
+        if not self.variant.params.loose_after_n:
+            return due_now
+        n = self.variant.passes
+        return z3.And(due_now, z3.Or(pre.pass_no < n, pre.count[k] < n))
+
     def _may_go_on(self, f: Frame, any_pending: z3.BoolRef) -> z3.BoolRef:
         go_on = "continue" in self.variant.params.after_last_pass
         return z3.And(any_pending, z3.Or(f.pass_no < self.variant.passes, z3.BoolVal(go_on)))
@@ -334,7 +377,8 @@ class Encoding:
         w = _Work.of(pre)
         t, mut = pre.exiting, self.variant.mutations
         any_pending = z3.Or([pre.pending(self.g, t, k) for k in range(self.bounds.keys)])
-        w.guard += [t >= 0, a.thread == t, a.key == 0, z3.Not(z3.Or(pre.oblig)), self._may_stop(pre, any_pending)]
+        done = z3.And(z3.Not(z3.Or(pre.oblig)), self._may_stop(pre, any_pending))
+        w.guard += [t >= 0, a.thread == t, a.key == 0, z3.Or(done, self._loose_stop(pre, any_pending))]
         w.guard.append(pre.handlers_left(t) == 0)
         canceled = z3.And(pre.how >= BY_CANCEL, z3.BoolVal("cancel-joins-returned" not in mut))
         joined = z3.If(canceled, JOINED_CANCELED, JOINED_RETURNED)
@@ -364,7 +408,7 @@ class Encoding:
         # An optional pass boundary first: the pass's obligations met and values remaining.
         w.guard.append(z3.Implies(a.boundary, z3.And(z3.Not(z3.Or(pre.oblig)), self._may_go_on(pre, any_pending))))
         w.pass_no = z3.If(a.boundary, pre.pass_no + 1, pre.pass_no)
-        w.oblig = [z3.If(a.boundary, pre.pending(g, t, ki), o) for ki, o in enumerate(pre.oblig)]
+        w.oblig = [z3.If(a.boundary, self._owed(pre, ki), o) for ki, o in enumerate(pre.oblig)]
         w.called = [z3.And(z3.Not(a.boundary), c) for c in pre.called]
         # Then the call: a due key not yet called in this pass, with the value the thread holds.
         callable_now = [pre.pending(g, t, ki) for ki in K]
@@ -406,6 +450,8 @@ class Encoding:
         kind, v, target = p.kind[j], p.value[j], p.key[j]
         reset = z3.And(kind == RESET, n <= p.times[j], w.is_live(k))
         setkey = z3.And(kind == SETKEY, n == 1, w.is_live(target))
+        nomem = out.nomem_at[j]
+        w.guard.append(z3.Implies(z3.And(nomem, z3.Not(kind == NEWKEY)), self._failure(z3.BoolVal(False), nomem)))
         delkey = z3.And(kind == DELKEY, n == 1, w.is_live(target))
         newkey = z3.And(kind == NEWKEY, n == 1)
         cancel = z3.And(kind == CANCEL, n == 1)
@@ -414,19 +460,20 @@ class Encoding:
         # the broken rule acts on it after a return from the start routine, as glibc 2.36 does.
         may_act = z3.And(z3.BoolVal("cancel-in-exit" in self.variant.mutations), w.how == BY_RETURN)
         w.guard.append(z3.Implies(out.acted[j], z3.And(cancel, may_act)))
-        w.set_val(reset, t, k, v)
-        w.set_val(setkey, t, target, v)
+        w.guard.append(z3.Implies(nomem, z3.Or(reset, setkey, newkey)))
+        w.set_val(z3.And(reset, z3.Not(nomem)), t, k, v)
+        w.set_val(z3.And(setkey, z3.Not(nomem)), t, target, v)
         w.kill_key(delkey, target)
         # ``new``: the next key name; created unless at the limit; its program observes itself.
         fresh = w.next_key
         w.guard.append(z3.Implies(newkey, z3.And(fresh < self.bounds.keys, out.new_key[j] == fresh)))
         w.guard.append(z3.Implies(z3.Not(newkey), z3.And(out.new_key[j] == NO_KEY, z3.Not(out.new_ok[j]))))
         made = z3.And(newkey, out.new_ok[j])
-        w.guard.append(z3.Implies(newkey, out.new_ok[j] == self._room(w.nlive())))
+        w.guard.append(z3.Implies(newkey, self._create_outcome(self._room(w.nlive()), out.new_ok[j], nomem)))
         for ki, prog in enumerate(self.g.programs):
             w.guard.append(z3.Implies(z3.And(made, fresh == ki), _new_key_program(prog)))
         self._make_key(w, made, fresh)
-        w.set_val(made, t, fresh, v)
+        w.set_val(z3.And(made, z3.Not(nomem)), t, fresh, v)
         w.next_key = z3.If(newkey, fresh + 1, fresh)
 
 

@@ -135,7 +135,8 @@ def values_per_thread(s: StepView) -> z3.BoolRef:
 def values_persist(s: StepView) -> z3.BoolRef:
     a = s.act
     read = z3.Implies(s.is_(GET), s.out.got == s.value(s.pre, a.thread, a.key))
-    stored = z3.Implies(s.is_(SET), s.value(s.post, a.thread, a.key) == a.value)
+    held = s.value(s.pre, a.thread, a.key)
+    stored = z3.Implies(s.is_(SET), s.value(s.post, a.thread, a.key) == z3.If(s.out.ok, a.value, held))
     return z3.And(read, stored)
 
 
@@ -153,11 +154,16 @@ def keys_never_reused(s: StepView) -> z3.BoolRef:
 
 
 def create_below_limit(s: StepView) -> z3.BoolRef:
-    return z3.Implies(z3.And(s.is_(CREATE), s.pre.nlive() < s.params.keys_limit), s.out.ok)
+    """Below the limit a key is made, or creation fails for lack of memory (ENOMEM); EAGAIN there
+    is allowed only where the profile does not promise the full limit."""
+    early_eagain = z3.BoolVal(not s.params.full_key_limit)
+    made = z3.Or(s.out.ok, s.out.nomem, early_eagain)
+    return z3.Implies(z3.And(s.is_(CREATE), s.pre.nlive() < s.params.keys_limit), made)
 
 
 def create_eagain_at_limit(s: StepView) -> z3.BoolRef:
-    refused = z3.Implies(z3.And(s.is_(CREATE), s.pre.nlive() >= s.params.keys_limit), z3.Not(s.out.ok))
+    eagain = z3.And(z3.Not(s.out.ok), z3.Not(s.out.nomem))
+    refused = z3.Implies(z3.And(s.is_(CREATE), s.pre.nlive() >= s.params.keys_limit), eagain)
     return z3.And(refused, s.post.nlive() <= s.params.keys_limit)
 
 
@@ -178,7 +184,8 @@ def calls_return(s: StepView) -> z3.BoolRef:
 
 
 def success_codes(s: StepView) -> z3.BoolRef:
-    return z3.Implies(z3.Or(s.is_(SET), s.is_(DELETE)), s.out.ok)
+    """delete succeeds; set succeeds or fails with ENOMEM (pthread_setspecific: "may fail")."""
+    return z3.And(z3.Implies(s.is_(DELETE), s.out.ok), z3.Implies(s.is_(SET), z3.Or(s.out.ok, s.out.nomem)))
 
 
 def cleanup_before_dtors(s: StepView) -> z3.BoolRef:

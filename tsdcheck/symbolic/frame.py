@@ -175,6 +175,8 @@ class Outputs:
     ok: z3.BoolRef = field(metadata=_var("bool", "one"))
     """create, delete, set: returned 0 (create: rather than EAGAIN); pop: a handler ran;
     finish: the process ended with the thread."""
+    nomem: z3.BoolRef = field(metadata=_var("bool", "one"))
+    """create, set: failed with ENOMEM, a failure POSIX permits (the state is left as it was)."""
     got: z3.ArithRef = field(metadata=_var("int", "one"))
     """get: the value read; call: the destructor's argument; handler and pop: the handler;
     finish: what joining the thread gave (``NOT_JOINED`` for a detached thread)."""
@@ -186,6 +188,9 @@ class Outputs:
     """call: for a ``new`` instruction, whether the key was created."""
     new_key: Sequence[z3.ArithRef] = field(metadata=_var("int", "body"))
     """call: the key name a ``new`` instruction used."""
+    nomem_at: Sequence[z3.BoolRef] = field(metadata=_var("bool", "body"))
+    """call: a ``reset``, ``set`` or ``new`` instruction failed with ENOMEM (a ``new`` whose key
+    was made then failed to set its value; or made none, when ``new_ok`` is false)."""
     acted: Sequence[z3.BoolRef] = field(metadata=_var("bool", "body"))
     """call: for a ``cancel`` instruction, whether the cancellation was acted on."""
 

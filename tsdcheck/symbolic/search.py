@@ -3,13 +3,14 @@
 All three searches are the one ``Unrolling``: the first answer at a depth is a shortest trace
 in steps of the encoding.  An answer is decoded and handed to an ``accept`` callback (the
 Python model's judgement); a refused answer is blocked by its observable shape and the search
-goes on at the same depth.
+goes on at the same depth.  The variant searched never fails for lack of resources
+(``Variant.failures``): a witness must be something a library can be made to do.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import z3
 
@@ -40,7 +41,7 @@ def reach(
 ) -> Found | None:
     """The shortest trace of ``variant`` whose last step meets ``condition`` and that ``accept``
     takes, within ``depth`` steps."""
-    u = Unrolling(Encoding(bounds, variant), variant.params)
+    u = Unrolling(Encoding(bounds, replace(variant, failures=False)), variant.params)
     while u.depth < depth:
         view = u.grow()
         lit = literal(f"reach@{u.depth}")
@@ -69,7 +70,7 @@ def differ(
     then every behaviour of ``allowed`` up to that depth is one of ``refused``.  Readings differ
     in what they allow, not in how a step changes the state, so ``refused``'s relation is
     asserted on the same frames."""
-    u = Unrolling(Encoding(bounds, allowed), allowed.params)
+    u = Unrolling(Encoding(bounds, replace(allowed, failures=False)), allowed.params)
     other = Encoding(bounds, refused)
     while u.depth < depth:
         view = u.grow()
@@ -91,6 +92,6 @@ def differ(
 def reach_all(bounds: Bounds, variant: Variant, conditions: dict[str, Condition], depth: int) -> dict[str, Found]:
     """For each condition, the shortest trace whose last step meets it (one unrolling shared
     by all: each depth asks for any condition still open, and one answer may settle several)."""
-    u = Unrolling(Encoding(bounds, variant), variant.params)
+    u = Unrolling(Encoding(bounds, replace(variant, failures=False)), variant.params)
     found = earliest(u, conditions, depth)
     return {name: Found(hit.trace, hit.depth) for name, hit in found.hits.items()}

@@ -54,6 +54,10 @@ class Variant:
 
     params: Params
     mutations: frozenset[str] = frozenset()
+    failures: bool = True
+    """Calls may fail as POSIX permits for lack of resources (ENOMEM; EAGAIN below the key limit
+    unless the profile promises the full limit).  The judge and the prover need them; a search for
+    witnesses turns them off, since no witness can make a library run out of memory."""
 
     def __post_init__(self) -> None:
         unknown = self.mutations - set(MUTATIONS)
