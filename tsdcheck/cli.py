@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tsdcheck import __version__
-from tsdcheck.checker.fuzz import Counterexample, FuzzConfig, FuzzResult, fuzz
+from tsdcheck.checker.fuzz import GENERATOR_SWITCHES, Counterexample, FuzzConfig, FuzzResult, fuzz
 from tsdcheck.checker.matrix import IMPLEMENTATIONS, OwnTarget, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.parallel import CaseRun, case_of, judge_recorded, stress
@@ -189,9 +189,10 @@ def _parser() -> argparse.ArgumentParser:
         "--without",
         action="append",
         default=[],
-        choices=THREAD_FEATURES,
+        choices=(*THREAD_FEATURES, *GENERATOR_SWITCHES),
         metavar="FEATURE",
-        help=f"leave out a thread feature to look past a known finding (repeatable; {', '.join(THREAD_FEATURES)})",
+        help="leave out a thread feature to look past a known finding (repeatable; "
+        f"{', '.join(THREAD_FEATURES)}; or cancel-in-dtor: no cancellation requested inside a destructor)",
     )
 
     f.add_argument(
