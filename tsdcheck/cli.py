@@ -1,8 +1,10 @@
 """The ``tsdcheck`` command.
 
 Exit status: 0 the implementation conforms (or the trace is accepted), 1 a counterexample
-was found, 2 a usage or environment error (printed as one line, never a traceback),
-3 interrupted by SIGINT or SIGTERM (a failing trace found so far is saved first).
+was found (a sequential one, a race, or both: ``fuzz`` hunts races after a sequential
+counterexample too, and reports a race found there as a second finding), 2 a usage or
+environment error (printed as one line, never a traceback), 3 interrupted by SIGINT or
+SIGTERM (a failing trace found so far is saved first).
 """
 
 from __future__ import annotations
@@ -361,6 +363,7 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
             database=args.database or None,
             without=frozenset(args.without),
             races=RaceConfig(args.race_seconds, max(args.repeat, 1), seed=args.seed) if args.race_seconds > 0 else None,
+            races_after_failure=True,
             shrink_seconds=args.shrink_seconds,
         )
         with RunProgress(facts.name, examples) as progress:
@@ -404,7 +407,23 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
     console.print(finding_line(trace, facts, profile.name), markup=False)
     console.print(f"saved to {args.out}; run it again with: tsdcheck replay {args.out}", markup=False)
     console.print(f"as a C program for a bug report: tsdcheck repro {args.out} -o repro.c", markup=False)
+    hunted = result.races
+    if hunted is not None and hunted.finding is not None:
+        console.print("\nand a second finding, a race (its block run one operation after another passes):")
+        _race_finding(args, hunted.finding, facts, profile.name, console, _race_out(args.out))
+    elif hunted is not None:
+        also = f" ({hunted.sequential} failed only as they do one operation after another)" if hunted.sequential else ""
+        console.print(
+            f"parallel cases: {hunted.cases} cases, {hunted.runs} runs in {hunted.seconds:.0f} s, no race found{also}",
+            markup=False,
+        )
     return 1
+
+
+def _race_out(out: str) -> str:
+    """Where a race found after a sequential counterexample is saved: next to ``out``."""
+    path = Path(out)
+    return str(path.with_name(f"{path.stem}-race{path.suffix or '.trace'}"))
 
 
 def _interrupted(args: argparse.Namespace, result: FuzzResult, meta: dict[str, str], console: Console) -> int:
@@ -496,9 +515,12 @@ def _save(path: str, text: str) -> None:
     os.replace(tmp, target)
 
 
-def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, profile: str, console: Console) -> int:
+def _race_finding(
+    args: argparse.Namespace, finding: RaceFinding, facts: Facts, profile: str, console: Console, out: str | None = None
+) -> int:
+    out = out or args.out
     text = finding.run.text({**_run_meta(args, profile), "rate": finding.rate.rate})
-    _save(args.out, text)
+    _save(out, text)
     threads, ops = finding.case.size
     console.print(
         f"[bold red]race[/] on {escape(facts.name)}: rejected in {finding.found_rate.rate}; "
@@ -508,10 +530,10 @@ def _race_finding(args: argparse.Namespace, finding: RaceFinding, facts: Facts, 
     console.print(finding.run.verdict.describe(), markup=False)
     console.print(f"race: {race_name(finding.run)}", markup=False)
     console.print(
-        f"saved to {args.out}; run it again with: tsdcheck replay {args.out} --repeat {finding.rate.runs}",
+        f"saved to {out}; run it again with: tsdcheck replay {out} --repeat {finding.rate.runs}",
         markup=False,
     )
-    console.print(f"as a C program for a bug report: tsdcheck repro {args.out} -o repro.c", markup=False)
+    console.print(f"as a C program for a bug report: tsdcheck repro {out} -o repro.c", markup=False)
     return 1
 
 

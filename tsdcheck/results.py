@@ -230,7 +230,7 @@ def fuzz_document(result: FuzzResult, facts: Facts, profile: str, build: str | N
     if result.failure is not None:
         found = trace_finding(result.failure.trace, result.failure.verdict, facts, profile)
         findings.append({**found, "unshrunk_length": result.unshrunk})
-    elif result.races is not None and result.races.finding is not None:
+    if result.races is not None and result.races.finding is not None:
         findings.append(race_finding(result.races.finding, profile))
     if result.interrupted:
         verdict = "interrupted"

@@ -218,6 +218,9 @@ class FuzzConfig:
     """Thread features (or ``GENERATOR_SWITCHES``) not to generate, e.g. to look past a known finding."""
     races: RaceConfig | None = None
     """After the sequential examples, hunt races with parallel cases (unless ``without`` has "races")."""
+    races_after_failure: bool = False
+    """Hunt races after a sequential counterexample too (a library may have both; a kill matrix,
+    which only asks whether a variant is caught, need not spend the time)."""
     shrink_seconds: float = 300.0
     """Time for shrinking a failure: two thirds for Hypothesis's shrinker, the rest for the trace
     minimiser (all of it for a hang).  Steps that hang are cut off early meanwhile (see ``guard``)."""
@@ -704,6 +707,13 @@ def _shrunk(run: _Run) -> Counterexample:
     return run.first_failure
 
 
+def _hunt(run: _Run, impl: Implementation, params: Params) -> RaceHunt:
+    """The race hunt after the sequential examples."""
+    assert run.config.races is not None
+    run.say(f"hunting races with parallel cases for {run.config.races.seconds:.0f} s")
+    return hunt(impl, params, replace(run.config.races, fill=run.config.fill))
+
+
 def _batches(examples: int | None) -> Iterator[int]:
     """Examples per Hypothesis run: its engine keeps every example's choices (so as not to
     repeat one), and a long campaign in one run would grow without bound.  Without a limit,
@@ -799,13 +809,17 @@ def fuzz(
             return FuzzResult(run.stats, failure=run.last_failure, flaky=str(e).splitlines()[0])
         finally:
             run.stats.seconds = time.perf_counter() - start
+        races = config.races is not None and "races" in run.features and not config.dry
         if run.first_failure is not None:
             failure = _shrunk(run)
             run.say(f"shrunk from {len(run.first_failure.trace)} to {len(failure.trace)} operations")
-            return FuzzResult(run.stats, failure=failure, unshrunk=len(run.first_failure.trace))
-        if config.races is None or "races" not in run.features or config.dry:
+            # A library with a sequential bug may have a race as well: hunt it too (failures the
+            # sequential bug explains are not taken for races, see ``raceseq``).
+            hunted = _hunt(run, impl, params) if races and config.races_after_failure else None
+            return FuzzResult(run.stats, failure=failure, unshrunk=len(run.first_failure.trace), races=hunted)
+        if not races:
             return FuzzResult(run.stats)
-        return FuzzResult(run.stats, races=hunt(impl, params, replace(config.races, fill=config.fill)))
+        return FuzzResult(run.stats, races=_hunt(run, impl, params))
     except KeyboardInterrupt:
         unshrunk = len(run.first_failure.trace) if run.first_failure else None
         return FuzzResult(run.stats, failure=run.trusted, interrupted=True, unshrunk=unshrunk)

@@ -16,15 +16,18 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from tsdcheck.checker.parallel import CaseRun, ParallelCase, Stress, stress
 from tsdcheck.checker.racegen import parallel_cases
+from tsdcheck.checker.raceseq import fails_sequentially
 from tsdcheck.checker.raceshrink import RaceFinding, shrink
 from tsdcheck.drivers.base import Implementation
 from tsdcheck.model.ops import (
+    Crash,
     Create,
     Delete,
     DeleteSeen,
     Exit,
     Exited,
     Fork,
+    Hang,
 )
 from tsdcheck.model.state import Params
 
@@ -55,6 +58,9 @@ class RaceHunt:
     seconds: float = 0.0
     found_after: float | None = None
     """Seconds from the hunt's start to the end of the first rejected run's case (before shrinking)."""
+    sequential: int = 0
+    """Cases that failed, but failed as well with their block's operations one after another:
+    a sequential bug's failures, not races (see ``raceseq``); the hunt goes on past them."""
     finding: RaceFinding | None = None
 
 
@@ -86,7 +92,10 @@ def hunt(impl: Implementation, params: Params, config: RaceConfig) -> RaceHunt:
         out.cases += 1
         out.runs += found.runs
         out.undefined += found.undefined
-        if found.rejected:
+        if found.first_failure is not None:
+            if fails_sequentially(impl, case, found.first_failure, params):
+                out.sequential += 1
+                return
             hit.append((case, found))
             out.found_after = time.monotonic() - start
             raise _Stop
@@ -97,7 +106,13 @@ def hunt(impl: Implementation, params: Params, config: RaceConfig) -> RaceHunt:
         test()
     out.seconds = time.monotonic() - start
     if hit:
-        out.finding = shrink(impl, params, *hit[0], config)
+        case, found = hit[0]
+        finding = shrink(impl, params, case, found, config)
+        if fails_sequentially(impl, finding.case, finding.run, params):
+            # Shrinking kept a smaller case that fails for a sequential bug: report the race as found.
+            assert found.first_failure is not None
+            finding = RaceFinding(case, found.first_failure, found, found)
+        out.finding = finding
     return out
 
 
@@ -116,8 +131,12 @@ def race_name(run: CaseRun) -> str:
         return "concurrent pthread_key_create: a spurious EAGAIN below the limit (row Z4)"
     if "equals the value of live key" in reason:
         return "concurrent pthread_key_create: one key value handed out twice"
-    deleted_in_dtor = any(
-        isinstance(e, DeleteSeen) for t in ops if isinstance(t.obs, Exited) for c in t.obs.calls for e in c.effects
+    deleted_in_dtor = any(  # by a destructor of an exit, also of one that crashed or hung
+        isinstance(e, DeleteSeen)
+        for t in ops
+        if isinstance(t.obs, (Exited, Hang, Crash))
+        for c in t.obs.calls
+        for e in c.effects
     )
     if Exit in kinds and (Delete in kinds or deleted_in_dtor) and ("crashed" in reason or "destructor" in reason):
         return (
@@ -125,5 +144,8 @@ def race_name(run: CaseRun) -> str:
             "destructor or value (row Z3)"
         )
     if Exit in kinds and ("crashed" in reason or "did not finish" in reason):
-        return "threads exiting at once: the destructor loop crashed or hung"
+        return (
+            "threads exiting at once crashed or hung: in the destructor loop, in a destructor's own calls, "
+            "or in the library's thread exit"
+        )
     return "operations at the same time: no order of them is allowed"

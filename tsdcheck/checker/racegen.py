@@ -219,7 +219,10 @@ def _exits_at_once(params: Params) -> st.SearchStrategy[ParallelCase]:
 
 def _fork_vs_churn(params: Params) -> st.SearchStrategy[ParallelCase]:
     """The main thread forks while other threads create and delete keys (or exit); the case goes
-    on in the child, whose TSD calls must work (a key lock held across the fork hangs them)."""
+    on in the child, whose TSD calls must work (a key lock held across the fork hangs them).
+
+    The churn is long (up to six creates and deletes a thread): a fork takes far longer than one
+    create, so a short lane has usually finished before the fork copies the lock."""
 
     @st.composite
     def draw(data: st.DrawFn) -> ParallelCase:
@@ -232,7 +235,7 @@ def _fork_vs_churn(params: Params) -> st.SearchStrategy[ParallelCase]:
         lanes: dict[int, list[Op]] = {0: [Fork(0)]}
         for t in threads:
             lanes[t] = []
-            for _ in range(data(st.integers(1, 3))):
+            for _ in range(data(st.integers(1, 6))):
                 lanes[t] += [Create(k, data(st.sampled_from([None, OBSERVE]))), Delete(k)]
                 k += 1
             if data(st.booleans()):

@@ -683,7 +683,7 @@ static int read_create(char *p, int *name) {
  * lane creates have names and destructor slots assigned before the block; destructor calls
  * are written under the stdout lock, each line whole, tagged with the thread and operation.
  * Results are printed after every lane has finished (or, for an exit, been joined). */
-#define MAX_LANE_OPS 16
+#define MAX_LANE_OPS 64
 struct lane_op {
     char cmd;
     int key, value, slot;
@@ -700,6 +700,7 @@ struct lane {
 static struct lane lanes[MAX_THREADS];
 static volatile int in_block;
 static int block_jitter, block_lanes, arrived, event_clock;
+static int block_order[MAX_THREADS]; /* the block's threads, in the order of its lines */
 
 static int next_event(void) { return __atomic_fetch_add(&event_clock, 1, __ATOMIC_SEQ_CST); }
 
@@ -732,11 +733,20 @@ static void jitter(struct lane *l) {
     if (r & 1) sched_yield();
 }
 
+/* Wait until n threads have arrived at the block's barrier.  Spinning, not yielding at every
+ * turn: a thread that yields is often still off its CPU when the others start, and then runs
+ * its operations alone, so they never overlap (the yield now and then lets threads that share
+ * one CPU make progress). */
+static void await_arrived(int n) {
+    for (long spin = 1; __atomic_load_n(&arrived, __ATOMIC_SEQ_CST) < n; spin++)
+        if (spin % 4096 == 0) sched_yield();
+}
+
 /* Run worker w's lane; returns 1 when its thread returns (its exit, the lane's last operation). */
 static int run_lane(struct worker *w) {
     struct lane *l = &lanes[w - workers];
     __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&arrived, __ATOMIC_SEQ_CST) < block_lanes) sched_yield();
+    await_arrived(block_lanes);
     for (l->at = 0; l->at < l->n; l->at++) {
         struct lane_op *o = &l->ops[l->at];
         if ((o->cmd == 'T' || o->cmd == 'G' || o->cmd == 'D') && !live[o->key]) {
@@ -768,7 +778,7 @@ static int run_lane(struct worker *w) {
         case 'Y':
             thread_exit();
         }
-        o->returned = next_event();
+        __atomic_store_n(&o->returned, next_event(), __ATOMIC_SEQ_CST);
     }
     return 0;
 }
@@ -822,6 +832,39 @@ static void print_lane_op(int t, int i) {
     }
 }
 
+/* Whether another lane's thread is inside an operation (invoked, not returned): 1; every lane
+ * is done (or stopped): -1; some operation has not started yet: 0. */
+static int lane_inside(void) {
+    int waiting = 0;
+    for (int i = 0; i < block_lanes; i++) {
+        struct lane *l = &lanes[block_order[i]];
+        if (!block_order[i] || __atomic_load_n(&l->stopped, __ATOMIC_SEQ_CST)) continue;
+        for (int j = 0; j < l->n; j++) {
+            int invoked = __atomic_load_n(&l->ops[j].invoked, __ATOMIC_SEQ_CST);
+            if (invoked >= 0 && __atomic_load_n(&l->ops[j].returned, __ATOMIC_SEQ_CST) < 0) return 1;
+            if (invoked < 0) waiting = 1;
+        }
+    }
+    return waiting ? 0 : -1;
+}
+
+#define AWAIT_INSIDE_NS 200000000L /* at most 0.2 s: a loaded machine may leave a thread unscheduled that long */
+
+/* Before the main thread forks in a block, wait (a bounded spin) until another thread is inside
+ * an operation.  A fork right at the barrier lands before the other threads have started, and
+ * one after they finished sees an idle library: either way a lock held across fork never shows.
+ * Only the moment of the fork is chosen; the program is one an application could be. */
+static void await_inside(void) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (long spin = 1; !lane_inside(); spin++) {
+        if (spin % 4096) continue;
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - start.tv_sec) * 1000000000L + (now.tv_nsec - start.tv_nsec) > AWAIT_INSIDE_NS) return;
+    }
+}
+
 /* The main thread's fork in a block, once the lanes are released: returns 1 in the child, which
  * goes on with the case (only this thread exists there), 0 if fork failed.  The parent's threads
  * run on, silenced, until the child ends, as the parent of any fork in a case does. */
@@ -829,8 +872,10 @@ static int fork_in_block(void) {
     struct lane *l = &lanes[0];
     struct lane_op *o = &l->ops[0];
     l->at = 0;
+    /* Arrive last, so that this thread is running, not yielding, when the others start. */
+    await_arrived(block_lanes - 1);
     __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
-    while (__atomic_load_n(&arrived, __ATOMIC_SEQ_CST) < block_lanes) sched_yield();
+    await_inside();
     jitter(l);
     o->invoked = next_event();
     flockfile(stdout); /* no thread is in the middle of a line when the process forks */
@@ -860,7 +905,7 @@ static void serve_block(char *p) {
         if (!fgets(line, sizeof line, stdin) || sscanf(line, "L %d %d", &t, &m) != 2) fail("expected a lane");
         read_lane(t, m);
         lanes[t].seed = (unsigned)seed * 7919u + (unsigned)t;
-        order[i] = t;
+        order[i] = block_order[i] = t;
     }
     if (names > next_name) next_name = names;
     block_lanes = n;

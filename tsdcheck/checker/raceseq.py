@@ -1,0 +1,112 @@
+"""Whether a failing parallel case shows a race, or only a sequential bug.
+
+A library with a sequential bug (say, a re-created key that reads the deleted key's value) also
+fails parallel cases, and such a failure is not a race: calling it one would send its reader
+after a lock that is not missing.  So before a failure is reported as a race, the case is run
+with its block's operations one after another, in the order the failing run invoked them.  If
+that sequential trace fails too, the failure is the sequential bug's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from tsdcheck.checker.oracle import Oracle
+from tsdcheck.checker.parallel import CaseRun, ParallelCase
+from tsdcheck.checker.replay import undefined_use
+from tsdcheck.drivers.base import Implementation
+from tsdcheck.model.ops import Create, Delete, DeleteKey, Fork, GetValue, Op, SetKey, SetValue
+from tsdcheck.model.semantics import TraceError
+from tsdcheck.model.state import Params
+
+SEQUENTIAL_TRIES = 20
+"""Runs of the sequential trace: a sequential bug may depend on where the library puts things
+(musl before 1.1.22 starts its key scan at a slot taken from a stack address), so one clean run
+is not proof."""
+
+
+def serialised(case: ParallelCase, run: CaseRun) -> list[Op]:
+    """``case`` as one sequential trace: the prefix, the block's operations in the order ``run``
+    invoked them, then the suffix.  Operations ``run`` never invoked are left out, and so is
+    everything invoked after a fork (it happened in the parent; the case goes on in the child)."""
+    if run.block is None:  # the prefix failed: it is sequential already
+        return list(case.prefix)
+    invoked = sorted(
+        (t.invoked, lane, i)
+        for lane, observed in enumerate(run.block.lanes)
+        for i, t in enumerate(observed.ops)
+        if t.invoked is not None
+    )
+    block: list[Op] = []
+    for _, lane, i in invoked:
+        op = case.block.lanes[lane].ops[i].op
+        block.append(op)
+        if isinstance(op, Fork):
+            break
+    return [*case.prefix, *block, *case.suffix]
+
+
+def fails_sequentially(
+    impl: Implementation, case: ParallelCase, run: CaseRun, params: Params, tries: int = SEQUENTIAL_TRIES
+) -> bool:
+    """Whether ``case``, its block run one operation after another as ``run`` invoked them, is
+    rejected in any of ``tries`` runs (each in a fresh process)."""
+    ops = serialised(case, run)
+    for _ in range(tries):
+        kind = _run_once(impl, ops, params)
+        if kind == "rejected":
+            return True
+        if kind != "accepted":
+            return False  # not an order an application may run: it says nothing
+    return False
+
+
+def _run_once(impl: Implementation, ops: list[Op], params: Params) -> str:
+    """Run ``ops`` in a fresh session and judge them step by step: "accepted", "rejected", or
+    "undefined" (reached undefined behaviour, or not a well-formed trace).
+
+    Keys are named in creation order in a sequential trace; a block's keys were named before
+    it ran, in lane order, so each is renamed to the name the model gives it when its create
+    comes (keys made by destructors in between are counted by the model)."""
+    oracle = Oracle(params)
+    names: dict[int, int] = {}
+    session = impl.session()
+    try:
+        for op in ops:
+            op = _renamed(op, names)
+            if isinstance(op, Create):
+                names[op.key] = oracle.states[0].next_key
+                op = Create(names[op.key], op.dtor)
+            if undefined_use(oracle.states[0], op):
+                return "undefined"
+            obs = session.run(op)
+            try:
+                r = oracle.judge(op, obs)
+            except TraceError:
+                return "undefined"
+            if r.undefined:
+                return "undefined"
+            if not r.accepted:
+                return "rejected"
+    finally:
+        session.close()
+    return "accepted"
+
+
+def _renamed(op: Op, names: dict[int, int]) -> Op:
+    """``op`` with the keys it names (not a create's own key) renamed by ``names``."""
+    match op:
+        case Create(k, dtor) if dtor is not None:
+            return Create(
+                k,
+                tuple(
+                    replace(i, key=names.get(i.key, i.key)) if isinstance(i, (SetKey, DeleteKey)) else i for i in dtor
+                ),
+            )
+        case Delete(k):
+            return Delete(names.get(k, k))
+        case SetValue(t, k, v):
+            return SetValue(t, names.get(k, k), v)
+        case GetValue(t, k):
+            return GetValue(t, names.get(k, k))
+    return op
