@@ -380,8 +380,14 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
                 self.in_flight.append((op, want, state, after))
                 self.predicted = after
                 return
+            if self.pipe is None:
+                self.judge(op, self.session.run(op))
+                return
+            # Sent behind the operations in flight: one write and one wait for them all.  They
+            # are judged first, in order; should one be rejected, this one's reply is never read.
+            self.pipe.send(op)
             self.settle()
-            self.judge(op, self.session.run(op))
+            self.judge(op, self.pipe.receive(op))
 
         def settle(self) -> None:
             """Judge every operation in flight, in order.  One observed as predicted, from the

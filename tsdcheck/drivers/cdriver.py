@@ -250,7 +250,7 @@ def _reply(op: Op, line: str, calls: tuple[Call, ...], handlers: tuple[HandlerRu
     if kind == "K":
         return Created(words[0], int(words[1]) if len(words) > 1 else None, calls)
     if kind == "F":
-        return Filled(tuple(int(w) for w in words[2:]), words[0], calls)
+        return Filled(tuple(map(int, words[2:])), words[0], calls)
     return Code(words[0], calls)
 
 
@@ -433,25 +433,22 @@ class CSession:
     def _kill(self) -> None:
         """Kill the child and wait for the server's report of it."""
         if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pid, signal.SIGKILL)  # the case and any child it forked
-            self.driver._await_child()
+            self.driver._kill_case(self.pid)
             self.pid = 0
 
     def close(self) -> None:
+        """End the case without waiting for it: the next ``session`` reads the server's report
+        that it ended (and kills it, should it not end in time)."""
+        if self.driver._open is self:
+            self.driver._open = None
         if not self.pid or self.driver._server is None:
             return
         try:
             assert self.driver._server.stdin is not None
             self.driver._server.stdin.write(b"Q\n")
             self.driver._server.stdin.flush()
-            if self.driver._await_child():
-                # Fork the next test case's child now: the fork overlaps the checker's work
-                # between test cases, and ``session`` finds it ready.
-                self.driver._fork_child()
-            else:
-                self._kill()
-        except (BrokenPipeError, EOFError):
+            self.driver._ending = self.pid
+        except BrokenPipeError:
             self.driver._reset()
         self.pid = 0
 
@@ -512,8 +509,10 @@ class CDriver:
     _server: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _lines: _Lines | None = field(default=None, init=False, repr=False)
     _facts: Facts | None = field(default=None, init=False, repr=False)
-    _forked: bool = field(default=False, init=False, repr=False)
-    """Whether the next test case's child is already forked, its ``P`` line not yet read."""
+    _open: CSession | None = field(default=None, init=False, repr=False)
+    """The case being served, if its session is not closed."""
+    _ending: int = field(default=0, init=False, repr=False)
+    """The pid of a case told to end whose end the server has not reported yet (0: none)."""
 
     def __post_init__(self) -> None:
         self.binary = build(SOURCE, self.cc, self.cflags, self.ldflags)
@@ -573,31 +572,50 @@ class CDriver:
         return text.splitlines()[0] if text else None
 
     def session(self) -> CSession:
+        """The next case: the server forked its child when the last case ended (while the
+        checker was busy between cases), so it is usually ready."""
+        if self._open is not None:
+            self._open.close()
         self._ensure_server()
-        assert self._server is not None and self._server.stdin is not None and self._lines is not None
+        if self._ending:
+            self._reap_ending()
+            self._ensure_server()
+        assert self._lines is not None
         try:
-            if not self._forked:
-                self._fork_child()
-            self._forked = False
             line = self._lines.read(time.monotonic() + 10)
-        except (BrokenPipeError, EOFError):
+        except EOFError:
             line = None
         if line is None or not line.startswith("P ") or not line[2:].strip().isdigit():
             self._reset()
             raise EnvironmentProblem(
                 f"the {self.name} driver could not start a test case" + (f": it said {line!r}" if line else "")
             )
-        return CSession(self, int(line.split()[1]))
+        self._open = CSession(self, int(line.split()[1]))
+        return self._open
 
-    def _fork_child(self) -> None:
-        """Have the server fork a test case's child; ``session`` reads its ``P`` line.
+    def _reap_ending(self) -> None:
+        """Read through the server's report that the case told to end has ended; kill it if it
+        does not end in time (a destructor or handler hangs after the trace)."""
+        pid, self._ending = self._ending, 0
+        try:
+            if not self._await_child():
+                self._kill_case(pid)
+        except EOFError:
+            self._reset()
 
-        Only when no child runs: a child reads ahead on the stdin it shares with the server.
-        """
-        assert self._server is not None and self._server.stdin is not None
-        self._server.stdin.write(b"N\n")
-        self._server.stdin.flush()
-        self._forked = True
+    def _kill_case(self, pid: int) -> None:
+        """Kill a case (and any child it forked) and read the server's report of its end; a
+        server that does not report it is replaced."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        if self._lines is None:  # the server is gone already
+            return
+        try:
+            if self._await_child():
+                return
+        except EOFError:
+            pass
+        self._reset()
 
     def _await_child(self) -> bool:
         """Read up to the server's report that the current child ended; False on timeout."""
@@ -617,7 +635,8 @@ class CDriver:
             self._server.wait()
         self._server = None
         self._lines = None
-        self._forked = False
+        self._open = None
+        self._ending = 0
 
     def close(self) -> None:
         if self._server is not None:

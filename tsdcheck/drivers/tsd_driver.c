@@ -2,9 +2,10 @@
  * linked against (or one interposed with LD_PRELOAD).  Only <pthread.h> and the C library
  * are used, so it builds with gcc, musl-gcc and diet gcc.
  *
- * Process model: a fork server.  The server reads "N" and forks a child that serves one test
- * case over the same pipes, so every case starts with a fresh key table; when the child ends
- * the server reports "W <status>".  The server never creates keys or threads.
+ * Process model: a fork server.  The server forks a child that serves one test case over the
+ * same pipes (it says "P <pid>"), so every case starts with a fresh key table; when the child
+ * ends the server reports "W <status>" and forks the next one at once, without being asked.
+ * The server never creates keys or threads, and never reads stdin.
  *
  * Case protocol, one command a line (names are trace indices: k<i>, t<i>, v<i>):
  *   S t                 spawn thread t                   -> R rc
@@ -44,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -1157,10 +1159,11 @@ int main(int argc, char **argv) {
 #endif
     printf("H %ld %ld %s\n", keys_max, iterations, features);
     fflush(stdout);
-    char line[64];
-    while (fgets(line, sizeof line, stdin)) {
-        if (line[0] != 'N') continue;
-        fflush(stdout);
+    /* The next case's child is forked as soon as the last one has ended, while the checker is
+     * busy between cases; the server itself never reads stdin, which is the case's.  Once the
+     * checker has closed it (and a child has read its end), the server stops. */
+    struct pollfd in = {0, POLLIN, 0};
+    while (poll(&in, 1, 0) < 1 || !(in.revents & POLLHUP) || (in.revents & POLLIN)) {
         pid_t pid = fork_tied();
         if (pid == 0) {
             setpgid(0, 0); /* the checker kills the case with its forked children */
@@ -1171,11 +1174,15 @@ int main(int argc, char **argv) {
             fflush(stdout);
             return serve_case() == 1 ? 0 : 3;
         }
+        if (pid < 0) {
+            printf("W x -1\n");
+            fflush(stdout);
+            return 3;
+        }
         int status = 0;
-        if (pid < 0) status = -1;
-        else while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-        if (pid > 0 && WIFSIGNALED(status)) printf("W s %d\n", WTERMSIG(status));
-        else printf("W x %d\n", pid > 0 ? WEXITSTATUS(status) : -1);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (WIFSIGNALED(status)) printf("W s %d\n", WTERMSIG(status));
+        else printf("W x %d\n", WEXITSTATUS(status));
         fflush(stdout);
     }
     return 0;
