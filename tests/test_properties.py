@@ -26,7 +26,7 @@ from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import outcomes
 from tsdcheck.model.state import State
 from tsdcheck.properties import BY_ID, CATALOG, violations
-from tsdcheck.properties.traceability import ROWS
+from tsdcheck.properties.traceability import ROWS, UNCHECKED
 
 SEEDS = {"000_a4725e9d2e15b025.txt", "002_21b0191776a8b8f2.txt", "003_e1b53a18102db4e5.txt"}
 
@@ -45,6 +45,17 @@ def test_traceability_covers_every_property_and_names_only_real_ones():
     assert set(BY_ID) <= named
     for row in ROWS:
         assert row.properties or row.why_not
+
+
+def test_every_quote_outside_the_seeds_says_what_it_was_checked_against():
+    """A page outside the seeds is quoted from an edition someone read, never from memory: the row
+    names the edition and page (with where it was read), or says it could not be checked and why."""
+    outside = [row for row in ROWS if not set(row.seed.split(" = ")) <= SEEDS]
+    assert outside
+    for row in outside:
+        assert row.checked.startswith(("POSIX.1-", UNCHECKED)), row.sentence
+        assert "http" in row.checked or "man3p/" in row.checked or row.checked.startswith(UNCHECKED), row.sentence
+    assert all(not row.checked for row in ROWS if row not in outside)
 
 
 @st.composite

@@ -2,7 +2,8 @@
 reason it is not tested.  Seeds 000 and 002 carry the same DEC text (one flowed, one
 formatted), so its sentences are listed once under both names.  The seeds say only "at thread
 exit"; how a thread ends (pthread_exit, cancellation, exit, fork) is taken from the POSIX pages
-themselves, listed last under their own names.
+themselves, listed last under their own names.  Each of those rows says which edition and page
+its quote was checked against word for word, or that it could not be checked.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Row:
     sentence: str
     properties: tuple[str, ...] = ()
     why_not: str = ""
+    checked: str = ""
+    """For a page outside the seeds: the edition and page the quote was checked against, or
+    "not checked: " and why (the seeds themselves are checked by splitting them, in the tests)."""
 
     def cell(self) -> str:
         return ", ".join(self.properties) if self.properties else f"not tested: {self.why_not}"
@@ -42,6 +46,30 @@ _EXPLAINS = "explanatory: says what TSD is for, asks nothing of an implementatio
 _UNDEFINED = "undefined behaviour: never generated; a replayed trace that does it gets the verdict 'undefined'"
 _PERMITTED = "a permitted failure: the model accepts it, leaves the state as it was and records the choice"
 _LOOSE = "a point of looseness: the model allows every option and the fuzz summary records the choice"
+_MAN_POSIX_2003 = "mkerrisk/man-pages@e8131de37a62c6d653cf3513de455e61abc29028"
+"""The last tree of the Linux man-pages project holding the POSIX Programmer's Manual pages (IEEE Std
+1003.1, 2003 edition) before they moved to man-pages-posix."""
+UNCHECKED = "not checked: "
+
+
+def _y2017(page: str) -> str:
+    """Checked against the POSIX.1-2017 page as the POSIX Programmer's Manual (2017) carries it."""
+    return f"POSIX.1-2017, {page}, checked against https://man.archlinux.org/man/{page}.3p.en"
+
+
+def _y2003(page: str, file: str = "") -> str:
+    """Checked against the 2003 edition only: the stored 2017 pages do not reach this sentence."""
+    return (
+        f"POSIX.1-2001 (2003 edition), {page}, checked against {_MAN_POSIX_2003}:man3p/{file or page}.3p; "
+        "the 2017 page's text was not in the stored pages"
+    )
+
+
+_SECTION_UNCHECKED = (
+    UNCHECKED + "XSH 2.9.5.3 is in no stored page (its 2017 text was quoted from memory); an older edition, "
+    "as FreeBSD libthr commit cdcffc3f quotes it, has 'remains set to PTHREAD_CANCEL_DISABLE until the thread has "
+    "terminated' and 'It has no effect if' where this row has 'shall remain' and 'The behavior is undefined if'"
+)
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -214,20 +242,23 @@ ROWS: tuple[Row, ...] = (
         PTHREAD_EXIT_PAGE,
         "Any cancellation cleanup handlers that have been pushed and not yet popped shall be popped in the reverse "
         "order that they were pushed and then executed. After all cancellation cleanup handlers have been executed, "
-        "if the thread has any non-NULL thread-specific data values with associated destructor functions, the "
-        "destructor functions shall be called in an unspecified order.",
+        "if the thread has any thread-specific data, appropriate destructor functions shall be called in an "
+        "unspecified order.",
         ("cleanup-before-dtors",),
+        checked=_y2017("pthread_exit"),
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "An implicit call to pthread_exit() is made when a thread other than the thread in which main() was first "
         "invoked returns from the start routine that was used to create it.",
         ("cleanup-before-dtors", "at-least-n-passes"),
+        checked=_y2017("pthread_exit"),
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "The process shall exit with an exit status of 0 after the last thread has been terminated.",
         ("main-exit-goes-on",),
+        checked=_y2003("pthread_exit"),
     ),
     Row(
         PTHREAD_CANCEL_PAGE,
@@ -235,58 +266,73 @@ ROWS: tuple[Row, ...] = (
         "last cancellation cleanup handler returns, the thread-specific data destructor functions shall be called "
         "for thread. When the last destructor function returns, thread shall be terminated.",
         ("cleanup-before-dtors", "join-status", "no-cancel-in-exit"),
+        checked=_y2017("pthread_cancel"),
     ),
     Row(
         CLEANUP_PAGE,
         "The pthread_cleanup_pop() function shall remove the routine at the top of the calling thread's "
         "cancellation cleanup stack and optionally invoke it (if execute is non-zero).",
         ("pop-runs-top",),
+        checked=_y2003("pthread_cleanup_pop", "pthread_cleanup_push"),
     ),
     Row(
         EXIT_PAGE,
         "Threads terminated by a call to _Exit() or _exit() shall not invoke their cancellation cleanup handlers "
         "or per-thread data destructors.",
         ("no-dtors-at-process-exit",),
+        checked=_y2003("exit") + " (in 2017 it is on the _Exit page)",
     ),
     Row(
         FORK_PAGE,
         "A process shall be created with a single thread. If a multi-threaded process calls fork(), the new process "
         "shall contain a replica of the calling thread and its entire address space",
         ("fork-child-replica", "new-thread-null"),
+        checked=_y2003("fork"),
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "The pthread_exit() function shall terminate the calling thread and make the value value_ptr available to "
         "any successful join with the terminating thread.",
         ("join-status",),
+        checked=_y2017("pthread_exit"),
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "Thread termination does not release any application visible process resources, including, but not "
         "limited to, mutexes and file descriptors, nor does it perform any process-level cleanup actions",
         ("main-exit-goes-on",),
+        checked=_y2017("pthread_exit"),
     ),
-    Row(PTHREAD_EXIT_PAGE, "The function's return value shall serve as the thread's exit status.", ("join-status",)),
+    Row(
+        PTHREAD_EXIT_PAGE,
+        "The function's return value shall serve as the thread's exit status.",
+        ("join-status",),
+        checked=_y2017("pthread_exit"),
+    ),
     Row(
         PTHREAD_EXIT_PAGE,
         "The behavior of pthread_exit() is undefined if called from a cancellation cleanup handler or destructor "
         "function that was invoked as a result of either an implicit or explicit call to pthread_exit().",
         why_not=_UNDEFINED + " (no destructor program calls pthread_exit)",
+        checked="POSIX.1-2008 (2016 edition), pthread_exit, checked against https://pubs.opengroup.org/onlinepubs/9699919799.2016edition/functions/pthread_exit.html",
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "After a thread has terminated, the result of access to local (auto) variables of the thread is undefined.",
         why_not="the application's memory, outside the TSD interface",
+        checked=_y2003("pthread_exit"),
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "The behavior shall be as if the implementation called exit() with a zero argument at thread termination time.",
         ("main-exit-goes-on", "no-dtors-at-process-exit"),
+        checked=_y2003("pthread_exit"),
     ),
     Row(
         PTHREAD_EXIT_PAGE,
         "The pthread_exit() function cannot return to its caller.",
         ("calls-return",),
+        checked=_y2003("pthread_exit"),
     ),
     Row(
         JOIN_PAGE,
@@ -295,17 +341,20 @@ ROWS: tuple[Row, ...] = (
         "call with a non-NULL value_ptr argument, the value passed to pthread_exit() by the terminating thread "
         "shall be made available in the location referenced by value_ptr.",
         ("join-status",),
+        checked=_y2017("pthread_join"),
     ),
     Row(
         JOIN_PAGE,
         "When a pthread_join() returns successfully, the target thread has been terminated.",
         ("join-status", "pass-visits-all", "at-least-n-passes"),
+        checked=_y2017("pthread_join"),
     ),
     Row(
         JOIN_PAGE,
         "The results of multiple simultaneous calls to pthread_join() specifying the same target thread are "
         "undefined. If the thread calling pthread_join() is canceled, then the target thread shall not be detached.",
         why_not="the driver joins each joinable thread once, from a thread that is never cancelled",
+        checked=_y2017("pthread_join"),
     ),
     Row(
         JOIN_PAGE,
@@ -313,30 +362,35 @@ ROWS: tuple[Row, ...] = (
         "to a joinable thread. The behavior is undefined if the value specified by the thread argument to "
         "pthread_join() refers to the calling thread.",
         why_not="never done: a detached thread's end is observed without a join",
+        checked=_y2017("pthread_join"),
     ),
     Row(
         JOIN_PAGE,
         "If successful, the pthread_join() function shall return zero; otherwise, an error number shall be "
         "returned to indicate the error.",
         ("join-status",),
+        checked=_y2017("pthread_join"),
     ),
     Row(
         PTHREAD_CANCEL_PAGE,
         "The pthread_cancel() function shall request that thread be canceled. The target thread's cancelability "
         "state and type determines when the cancellation takes effect.",
         ("join-status", "cleanup-before-dtors"),
+        checked=_y2017("pthread_cancel"),
     ),
     Row(
         PTHREAD_CANCEL_PAGE,
         "The cancellation processing in the target thread shall run asynchronously with respect to the calling "
         "thread returning from pthread_cancel().",
         why_not="timing: the driver waits for the thread's end, then judges what it did",
+        checked=_y2017("pthread_cancel"),
     ),
     Row(
         PTHREAD_CANCEL_PAGE,
         "If successful, the pthread_cancel() function shall return zero; otherwise, an error number shall be "
         "returned to indicate the error.",
         why_not="the driver reports the cancelled thread's end (its destructors and join status), not the return",
+        checked=_y2017("pthread_cancel"),
     ),
     Row(
         CANCEL_SECTION,
@@ -344,35 +398,41 @@ ROWS: tuple[Row, ...] = (
         "pthread_cleanup_push() and pthread_cleanup_pop() functions to place routines on and remove routines from "
         "this list.",
         ("pop-runs-top", "cleanup-before-dtors"),
+        checked=_SECTION_UNCHECKED,
     ),
     Row(
         CANCEL_SECTION,
         "The behavior is undefined if a cancellation cleanup handler or thread-specific data destructor routine "
         "changes the cancelability state to PTHREAD_CANCEL_ENABLE.",
         why_not="the driver never does: it reads the state with PTHREAD_CANCEL_DISABLE and leaves it disabled",
+        checked=_SECTION_UNCHECKED,
     ),
     Row(
         CANCEL_SECTION,
         "The routines in the thread's list of cancellation cleanup handlers are invoked one by one in LIFO "
         "sequence; that is, the last routine pushed onto the list (Last In) is the first to be invoked (First Out).",
         ("cleanup-before-dtors",),
+        checked=_SECTION_UNCHECKED,
     ),
     Row(
         CANCEL_SECTION,
         "If the last cancellation cleanup handler returns, thread execution is terminated and a status of "
         "PTHREAD_CANCELED is made available to any threads joining the target.",
         ("join-status",),
+        checked=_SECTION_UNCHECKED,
     ),
     Row(
         CANCEL_SECTION,
         "A cancellation cleanup handler cannot exit via longjmp() or siglongjmp().",
         why_not="an obligation on applications; the driver's handlers return",
+        checked=_SECTION_UNCHECKED,
     ),
     Row(
         FORK_PAGE,
         "The fork() function shall create a new process. The new process (child process) shall be an exact copy of "
         "the calling process (parent process) except as detailed below",
         ("fork-child-replica",),
+        checked=_y2003("fork"),
     ),
     Row(
         FORK_PAGE,
@@ -380,30 +440,37 @@ ROWS: tuple[Row, ...] = (
         "time as one of the exec functions is called.",
         why_not="undefined in the child of a multi-threaded process (no TSD call is async-signal-safe) unless a "
         "profile states the libc's stronger promise (fork_child_full_libc); then fork-child-replica is judged",
+        checked=_y2003("fork"),
     ),
     Row(
         FORK_PAGE,
         "Upon successful completion, fork() shall return 0 to the child process and shall return the process ID "
         "of the child process to the parent process.",
         ("success-codes",),
+        checked=_y2003("fork"),
     ),
     Row(
         FORK_PAGE,
         "The fork() function shall fail if: [EAGAIN] The system lacked the necessary resources to create another "
-        "process ... [ENOMEM] Insufficient storage space is available.",
+        "process ... The fork() function may fail if: [ENOMEM] Insufficient storage space is available.",
         why_not="resources are not exhausted in traces; the driver reports such a failure as a failed step",
+        checked=_y2003("fork"),
     ),
     Row(
         EXIT_PAGE,
         "The exit() function shall first call all functions registered by atexit(), in the reverse order of their "
         "registration",
         why_not="traces register no atexit() functions",
+        checked=_y2003("exit"),
     ),
     Row(
         EXIT_PAGE,
         "Finally, the process shall be terminated with the same consequences as described in Consequences of "
         "Process Termination.",
         ("no-dtors-at-process-exit",),
+        checked=UNCHECKED
+        + "the 2003 edition reads 'Finally, control shall be terminated with the consequences described below.'; "
+        "the 2017 wording was not in the stored pages",
     ),
     Row(
         KEY_DELETE_PAGE,
@@ -411,23 +478,27 @@ ROWS: tuple[Row, ...] = (
         "pthread_key_create(). The thread-specific data values associated with key need not be NULL at the time "
         "pthread_key_delete() is called.",
         ("success-codes", "no-dtor-after-delete"),
+        checked=_y2017("pthread_key_delete"),
     ),
     Row(
         KEY_DELETE_PAGE,
         "It is the responsibility of the application to free any application storage or perform any cleanup "
         "actions for data structures related to the deleted key or associated thread-specific data in any threads",
         why_not="an obligation on applications",
+        checked=_y2017("pthread_key_delete"),
     ),
     Row(
         KEY_DELETE_PAGE,
         "Any attempt to use key following the call to pthread_key_delete() results in undefined behavior.",
         why_not=_UNDEFINED,
+        checked=_y2017("pthread_key_delete"),
     ),
     Row(
         KEY_DELETE_PAGE,
         "No destructor functions shall be invoked by pthread_key_delete(). Any destructor function that may have "
         "been associated with key shall no longer be called upon thread exit.",
         ("dtor-only-at-exit", "no-dtor-after-delete"),
+        checked=_y2017("pthread_key_delete"),
     ),
     Row(
         KEY_DELETE_PAGE,
@@ -435,91 +506,108 @@ ROWS: tuple[Row, ...] = (
         "returned to indicate the error. ... The pthread_key_delete() function shall not return an error code of "
         "[EINTR].",
         ("success-codes", "delete-in-dtor"),
+        checked=_y2017("pthread_key_delete"),
     ),
     Row(
         KEY_DELETE_PAGE,
         "The pthread_key_delete() function may fail if: [EINVAL] The key value is invalid.",
         why_not="only for a key that is not live, which is undefined: each library's answer is shown, not judged",
+        checked=_y2003("pthread_key_delete"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "The pthread_setspecific() function shall associate a thread-specific value with a key obtained via a "
         "previous call to pthread_key_create(). Different threads may bind different values to the same key.",
         ("values-per-thread", "values-persist", "get-returns-own-value"),
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "These values are typically pointers to blocks of dynamically allocated memory that have been reserved "
         "for use by the calling thread.",
         why_not=_EXPLAINS,
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "The effect of calling pthread_getspecific() or pthread_setspecific() with a key value not obtained from "
         "pthread_key_create() or after key has been deleted with pthread_key_delete() is undefined.",
         why_not=_UNDEFINED,
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "A call to pthread_getspecific() for the thread-specific data key being destroyed shall return the value "
         "NULL, unless the value is changed (after the destructor starts) by a call to pthread_setspecific().",
         ("dtor-sees-null", "dtor-calls-defined"),
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "Calling pthread_setspecific() from a thread-specific data destructor routine may result either in lost "
         "storage (after at least PTHREAD_DESTRUCTOR_ITERATIONS attempts at destruction) or in an infinite loop.",
         ("at-least-n-passes", "at-most-n-passes"),
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "Both functions may be implemented as macros.",
         why_not="the driver calls them through the header, macro or not",
+        checked=_y2003("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "The pthread_getspecific() function shall return the thread-specific data value associated with the given "
         "key. If no thread-specific data value is associated with key, then the value NULL shall be returned.",
         ("get-returns-own-value", "new-key-null", "new-thread-null"),
+        checked=_y2003("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "If successful, the pthread_setspecific() function shall return zero; otherwise, an error number shall be "
         "returned to indicate the error. ... No errors are returned from pthread_getspecific().",
         ("success-codes", "get-returns-own-value"),
+        checked=_y2003("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "The pthread_setspecific() function shall fail if: [ENOMEM] Insufficient memory exists to associate the "
         "non-NULL value with the key.",
         why_not=_PERMITTED,
+        checked=UNCHECKED + "the 2003 edition reads 'Insufficient memory exists to associate the value with the key.'; "
+        "the 2017 wording ('non-NULL value') was not in the stored pages",
     ),
     Row(
         GETSPECIFIC_PAGE,
         "The pthread_setspecific() function may fail if: [EINVAL] The key value is invalid.",
         why_not="only for a key that is not live, which is undefined: each library's answer is shown, not judged",
+        checked=_y2003("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "These functions shall not return an error code of [EINTR].",
         ("success-codes",),
+        checked=_y2003("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "The pthread_getspecific() function shall return the value currently bound to the specified key on behalf "
         "of the calling thread.",
         ("get-returns-own-value", "values-per-thread", "values-persist"),
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         GETSPECIFIC_PAGE,
         "Both pthread_getspecific() and pthread_setspecific() may be called from a thread-specific data destructor "
         "function.",
         ("dtor-calls-defined",),
+        checked=_y2017("pthread_getspecific"),
     ),
     Row(
         KEY_DELETE_PAGE,
         "The pthread_key_delete() function shall be callable from within destructor functions.",
         ("delete-in-dtor",),
+        checked=_y2017("pthread_key_delete"),
     ),
     Row(
         CANCEL_SECTION,
@@ -528,11 +616,13 @@ ROWS: tuple[Row, ...] = (
         "PTHREAD_CANCEL_DEFERRED. The cancelability state shall remain set to PTHREAD_CANCEL_DISABLE until the "
         "thread has terminated.",
         ("dtor-cancel-disabled",),
+        checked=_SECTION_UNCHECKED,
     ),
     Row(
         TESTCANCEL_PAGE,
         "The pthread_testcancel() function shall create a cancellation point in the calling thread. The "
         "pthread_testcancel() function shall have no effect if cancelability is disabled.",
         ("no-cancel-in-exit",),
+        checked=_y2003("pthread_testcancel") + " (in 2017 it is on the pthread_setcancelstate page)",
     ),
 )

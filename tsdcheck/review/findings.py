@@ -253,7 +253,8 @@ def _iterations_or_calls(c: Context) -> Finding:
         "goes on to 6 calls.  Counting passes, the fifth pass owes k0 a call before k1 is called again; counting "
         "calls, it conforms.  The posix profile allows both (after N passes it may stop partway or cap each key). "
         "This is the question WG14 asked of C's TSS_DTOR_ITERATIONS ('the maximum number of times that "
-        "destructors will be called when a thread terminates') in C23 issue 1119.",
+        "destructors will be called when a thread terminates') in C23 issue 1119 (number and subject as the "
+        "project's research notes record them: not checked against WG14's issue log, which no stored page holds).",
         witness("finding-iterations-or-calls", trace, [c.posix, passes, c.default]),
         ("PTHREAD_DESTRUCTOR_ITERATIONS", "after the last pass"),
         addressee="the Austin Group (POSIX) and WG14, who face the same wording",
