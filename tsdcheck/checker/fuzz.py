@@ -68,6 +68,7 @@ from tsdcheck.model.ops import (
 )
 from tsdcheck.model.semantics import outcomes, some_outcome
 from tsdcheck.model.state import KeyInfo, Params, State
+from tsdcheck.model.wellformed import well_formed
 
 PREDICTABLE = (SetValue, GetValue, Delete, Spawn, Create, Push)
 """Operations with one allowed outcome, which can be sent ahead of their replies.  (A new key's
@@ -622,9 +623,8 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             t = self.pick_thread(main=False)
             if self.state.handlers(t) or not self.can("pthread_exit"):
                 how = PTHREAD_EXIT if self.can("pthread_exit") else RETURN
-                if self.state.handlers(t) and how == RETURN:
-                    return
-            self.do(Exit(t, how))
+            if well_formed(self.state, Exit(t, how)):  # not a return with handlers pushed
+                self.do(Exit(t, how))
 
         def cancel(self) -> None:
             asynchronous = self.ch.coin()
@@ -655,8 +655,7 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
         def end(self) -> None:
             """End the process (rarely: nothing can follow)."""
             how = "return" if self.ch.coin() else "exit"
-            main = self.state.values.get(MAIN_THREAD) is not None
-            if self.ch.rarely() and (how == "exit" or (main and not self.state.handlers(MAIN_THREAD))):
+            if self.ch.rarely() and well_formed(self.state, End(how)):  # a return needs main, no handlers
                 self.do(End(how))
 
         def fill(self) -> None:

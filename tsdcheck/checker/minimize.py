@@ -25,12 +25,10 @@ from dataclasses import replace
 from tsdcheck.checker.oracle import Kind, Oracle, Verdict
 from tsdcheck.drivers.base import Implementation
 from tsdcheck.model.ops import (
-    MAIN_THREAD,
     OK,
     Create,
     Delete,
     DeleteKey,
-    End,
     Exited,
     Filled,
     GetValue,
@@ -39,12 +37,12 @@ from tsdcheck.model.ops import (
     NewSeen,
     Obs,
     Op,
-    Pop,
     SetKey,
     SetValue,
     Spawn,
 )
-from tsdcheck.model.state import Params, State
+from tsdcheck.model.state import Params
+from tsdcheck.model.wellformed import well_formed
 from tsdcheck.properties.predicates import violations
 
 UNUSED_KEY = 1 << 30
@@ -83,28 +81,14 @@ def _implicit_keys(obs: Obs | None, first: int) -> list[int]:
     return []
 
 
-def runnable(state: State, op: Op) -> bool:
-    """Whether ``op`` is well formed in ``state``: its thread runs (or is new, for spawn), a pop
-    has a handler to pop, and the process has not ended."""
-    if state.ended:
-        return False
-    thread = getattr(op, "thread", None)
-    if isinstance(op, Spawn):
-        return thread not in state.values and thread not in state.finished
-    if thread is not None and thread not in state.values:
-        return False
-    if isinstance(op, Pop):
-        return bool(state.handlers(op.thread))
-    return not (isinstance(op, End) and op.how == "return" and MAIN_THREAD not in state.values)
-
-
 def run_renamed(
     impl: Implementation, steps: list[tuple[Op, Obs]], params: Params
 ) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
     """Run the operations of ``steps`` with keys renamed in creation order.
 
     Keys made implicitly (fill, ``new`` in a destructor) are paired with the original run's in
-    order.  Returns None when an operation names a key or thread the shorter trace lacks.
+    order.  Returns None when an operation is not well formed or undefined in the shorter trace
+    (it names a key or thread the shorter trace lacks, a pop finds nothing pushed, ...).
     """
     oracle = Oracle(params)
     keys: dict[int, int] = {}
@@ -115,12 +99,8 @@ def run_renamed(
             if isinstance(op, Create):
                 keys[op.key] = oracle.states[0].next_key
                 op = _rename_program(op, keys[op.key], keys)
-            if not runnable(oracle.states[0], op):
-                return None
             renamed = _rename(op, keys)
-            if renamed is None or (
-                isinstance(renamed, (Delete, SetValue, GetValue)) and renamed.key not in oracle.states[0].live
-            ):
+            if renamed is None or not well_formed(oracle.states[0], renamed):
                 return None
             first = oracle.states[0].next_key
             obs = session.run(renamed)

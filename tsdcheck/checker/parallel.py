@@ -20,6 +20,7 @@ from tsdcheck.model.ops import OK, Code, Create, Delete, GetValue, Lane, Obs, Op
 from tsdcheck.model.semantics import TraceError, some_outcome, step
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import TraceFile, fmt_op, format_trace
+from tsdcheck.model.wellformed import misuse
 
 Kind = Literal["accepted", "rejected", "undefined", "gave up"]
 
@@ -79,8 +80,9 @@ def well_formed(case: ParallelCase, params: Params) -> None:
     well-formed case reaches a key that was never created)."""
     state = State()
     for op in case.prefix:
-        if undefined_use(state, op):
-            raise TraceError(f"{fmt_op(op)}: {undefined_use(state, op)}")
+        wrong = misuse(state, op)
+        if wrong:
+            raise TraceError(f"{fmt_op(op)}: {wrong.reason}" if wrong.undefined else wrong.reason)
         step(state, op, Code(OK), params)  # raises TraceError on a malformed step, whatever it observed
         outcome = some_outcome(state, op, params)
         if outcome is None:

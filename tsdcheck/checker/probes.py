@@ -33,6 +33,7 @@ from tsdcheck.model.ops import (
 )
 from tsdcheck.model.semantics import outcomes, step
 from tsdcheck.model.state import Params, State
+from tsdcheck.model.wellformed import well_formed
 
 FAMILIES = LOOSE_FAMILIES
 """The loose points the semantics labels; a test checks that each has a probe."""
@@ -68,20 +69,22 @@ def _rank(op: Op) -> tuple[int, int]:
 
 
 def _next_ops(state: State, last: Op | None, iterations: int, deletes: bool) -> Iterator[Op]:
-    candidates: list[Op] = []
-    if 1 not in state.values and 1 not in state.finished:
-        candidates.append(Spawn(1))
+    """The well-formed next operations of the search: thread t1, up to three keys, values of 1."""
+    candidates: list[Op] = [Spawn(1)]
     if len(state.live) < 3:
         candidates += [Create(state.next_key, p) for p in _programs(state.next_key, iterations)]
     for k in sorted(state.live):
-        if 1 in state.values and state.value(1, k) == 0:
+        if 1 not in state.values or state.value(1, k) == 0:
             candidates.append(SetValue(1, k, 1))
         if deletes:
             candidates.append(Delete(k))
-    if 1 in state.values:
-        candidates.append(Exit(1))
+    candidates.append(Exit(1))
     floor = _rank(last) if last is not None else (0, 0)
-    return (op for op in candidates if _rank(op) >= floor and not (isinstance(op, SetValue) and _rank(op) == floor))
+    return (
+        op
+        for op in candidates
+        if well_formed(state, op) and _rank(op) >= floor and not (isinstance(op, SetValue) and _rank(op) == floor)
+    )
 
 
 def _observations(state: State, op: Op, params: Params) -> list[Obs]:

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tsdcheck.checker.minimize import runnable
 from tsdcheck.checker.oracle import Oracle, Verdict
 from tsdcheck.drivers.base import Implementation
-from tsdcheck.model.ops import Delete, GetValue, Obs, Op, SetValue
+from tsdcheck.model.ops import Obs, Op
 from tsdcheck.model.state import Params, State
-from tsdcheck.model.text import fmt_op
+from tsdcheck.model.wellformed import misuse
 
 
 def undefined_use(state: State, op: Op) -> str | None:
-    """Why running ``op`` now would be undefined behaviour (a key that is not live, a thread that
-    is not running), if it would."""
-    if isinstance(op, (Delete, GetValue, SetValue)) and op.key not in state.live:
-        return f"k{op.key} is not a live key (deleted, or never created)"
-    if not runnable(state, op):
-        return f"'{fmt_op(op)}' names a thread that is not running, or comes after the process ended"
-    return None
+    """Why ``op`` must not be run now (undefined behaviour: a key that is not live; or not well
+    formed: a thread that is not running, ...), if it must not."""
+    wrong = misuse(state, op)
+    return wrong.reason if wrong else None
 
 
 def replay(impl: Implementation, ops: Iterable[Op], params: Params) -> tuple[list[tuple[Op, Obs]], Verdict]:

@@ -15,7 +15,6 @@ from tsdcheck.model.ops import (
     CANCELED,
     EAGAIN,
     ENOMEM,
-    MAIN_THREAD,
     OK,
     RETURN,
     RETURNED,
@@ -57,6 +56,7 @@ from tsdcheck.model.verdict import (
     permitted_create_failure,
     reject,
 )
+from tsdcheck.model.wellformed import misuse
 
 
 def _obs_text(obs: Obs) -> str:
@@ -78,13 +78,6 @@ def _early_eagain(live: int, params: Params) -> str:
         f"sysconf reports (it does not interpose sysconf), state it with --keys-max ({live} keys were live here, "
         "plus any the runtime holds)"
     )
-
-
-def _check_thread(state: State, thread: int) -> None:
-    if thread in state.finished:
-        raise TraceError(f"thread t{thread} has already exited")
-    if thread not in state.values:
-        raise TraceError(f"thread t{thread} was never spawned")
 
 
 def _any_raw_problem(state: State, raws: set[int], params: Params) -> bool:
@@ -145,11 +138,14 @@ def async_signal_unsafe_in_child(state: State, op: Op, params: Params) -> str | 
 
 
 def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
-    """Judge one observed step from one state."""
-    if state.ended:
-        raise TraceError(f"{fmt_op(op)}: the process has already ended")
-    if state.mt_fork_child and not isinstance(op, (Spawn, End, Create, Delete, Fill)):
-        _check_thread(state, op.thread)  # an ill-formed trace is an error before it is undefined
+    """Judge one observed step from one state.
+
+    An ill-formed step raises TraceError whatever was observed; an undefined one (see
+    ``wellformed``) is reported after the checks any call must pass (it returns, and makes no
+    destructor call outside thread exit)."""
+    wrong = misuse(state, op)
+    if wrong is not None and not wrong.undefined:
+        raise TraceError(wrong.reason)
     unsafe = async_signal_unsafe_in_child(state, op, params)
     if unsafe:
         return Result(undefined=unsafe)
@@ -157,7 +153,7 @@ def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
         what = "did not finish (hang or runaway loop)" if isinstance(obs, Hang) else f"crashed ({obs.signal})"
         return reject("calls-return", f"the implementation {what}", "the operation returns")
     if isinstance(op, End):
-        return _end(state, op, obs)
+        return Result(undefined=wrong.reason) if wrong else _end(state, op, obs)
     stray = getattr(obs, "calls", ()) if not isinstance(obs, Exited) else ()
     if stray:
         name = fmt_op(op).split()[0]
@@ -167,57 +163,32 @@ def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
             "destructors run only at thread exit",
             "no destructor call",
         )
+    if wrong is not None:
+        return Result(undefined=wrong.reason)
     match op:
         case Spawn(t, detached):
-            if t == MAIN_THREAD or t in state.values or t in state.finished:
-                raise TraceError(f"spawn t{t}: thread names are used once, and t0 is the main thread")
             return _expect(state.with_thread(t, detached), obs, Code(OK), "spawn")
         case Create(k, dtor):
             return _create(state, k, dtor, obs, params)
         case Delete(k):
-            if k not in state.live:
-                return Result(undefined=f"pthread_key_delete on k{k}, which is not a live key")
             return _expect(state.without_key(k), obs, Code(OK), f"delete k{k}")
         case SetValue(t, k, v):
-            _check_thread(state, t)
-            if k not in state.live:
-                return Result(undefined=f"pthread_setspecific on k{k}, which is not a live key")
             if obs == Code(ENOMEM):
                 return Result(states=(state,), choices=frozenset({SET_ENOMEM}))
             return _expect(state.with_value(t, k, v), obs, Code(OK), f"set t{t} k{k}")
         case GetValue(t, k):
-            _check_thread(state, t)
-            if k not in state.live:
-                return Result(undefined=f"pthread_getspecific on k{k}, which is not a live key")
             return _expect(state, obs, Got(state.value(t, k)), f"get t{t} k{k}", "get-returns-own-value")
         case Fill():
             return _fill(state, obs, params)
-        case Exit(t, how):
-            _check_thread(state, t)
-            if t == MAIN_THREAD and how == RETURN:
-                raise TraceError("exit t0: the main thread returns from main ('end return') or calls 'pthread_exit t0'")
-            if how == RETURN and state.handlers(t):
-                return Result(
-                    undefined=f"t{t} returns with cleanup handlers pushed (push and pop pair in one lexical scope)"
-                )
-            return _terminate(state, op, t, obs, params)
-        case Cancel(t):
-            _check_thread(state, t)
-            if t == MAIN_THREAD:
-                raise TraceError("cancel t0: the trace language cancels spawned threads only")
+        case Exit(t) | Cancel(t):
             return _terminate(state, op, t, obs, params)
         case Push(t, h):
-            _check_thread(state, t)
             return _expect(state.with_handlers(t, (*state.handlers(t), h)), obs, Code(OK), f"push t{t} h{h}")
         case Pop(t, execute):
-            _check_thread(state, t)
             stack = state.handlers(t)
-            if not stack:
-                raise TraceError(f"pop t{t}: no cleanup handler is pushed")
             want = Ran((stack[-1],) if execute else ())
             return _expect(state.with_handlers(t, stack[:-1]), obs, want, fmt_op(op), "pop-runs-top")
         case Fork(t):
-            _check_thread(state, t)
             return _expect(state.forked_by(t), obs, Code(OK), f"fork by t{t}")
     raise TypeError(op)
 
@@ -225,11 +196,6 @@ def step(state: State, op: Op, obs: Obs, params: Params) -> Result:
 def _end(state: State, op: End, obs: Obs) -> Result:
     """The process ends: no cleanup handler and no destructor runs (POSIX _exit: "shall not
     invoke their cancellation cleanup handlers or per-thread data destructors")."""
-    if op.how == "return":
-        if MAIN_THREAD not in state.values:
-            raise TraceError("end return: the main thread is not running (it cannot return from main)")
-        if state.handlers(MAIN_THREAD):
-            return Result(undefined="main returns with cleanup handlers pushed (push and pop pair in one scope)")
     want = Ended("0")
     if not isinstance(obs, Ended):
         return reject("calls-return", f"{fmt_op(op)} gave {_obs_text(obs)}", _obs_text(want))
@@ -291,8 +257,6 @@ def _fmt_runs(runs: tuple[HandlerRun, ...]) -> str:
 
 
 def _create(state: State, k: int, dtor: object, obs: Obs, params: Params) -> Result:
-    if k != state.next_key:
-        raise TraceError(f"create k{k}: the next key is k{state.next_key} (keys are named in creation order)")
     after = state.with_next_key(k + 1)
     if len(state.live) >= params.keys_limit:
         return _expect(
