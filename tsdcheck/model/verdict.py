@@ -54,7 +54,7 @@ CREATE_ENOMEM = Choice("pthread_key_create", "ENOMEM (a permitted failure: no ke
 CREATE_EAGAIN_EARLY = Choice(
     "pthread_key_create", "EAGAIN below the key limit (a permitted failure: the system lacked other resources)"
 )
-"""Permitted failures (POSIX pthread_setspecific: "may fail ... [ENOMEM] Insufficient memory exists to
+"""Permitted failures (POSIX pthread_setspecific: "shall fail if: [ENOMEM] Insufficient memory exists to
 associate the non-NULL value with the key"; pthread_key_create: "shall fail ... [EAGAIN] The system lacked
 the necessary resources to create another thread-specific data key, or the system-imposed limit ... has
 been exceeded. [ENOMEM] Insufficient memory exists to create the key."): choices, not violations."""

@@ -179,7 +179,8 @@ CATALOG: tuple[Property, ...] = (
         PTHREAD_EXIT_PAGE,
         "Any cancellation cleanup handlers that have been pushed and not yet popped shall be popped in the "
         "reverse order that they were pushed and then executed. After all cancellation cleanup handlers have "
-        "been executed, ... the destructor functions shall be called",
+        "been executed, if the thread has any thread-specific data, appropriate destructor functions shall be "
+        "called in an unspecified order.",
     ),
     Property(
         "pop-runs-top",
