@@ -25,14 +25,17 @@ SEQUENTIAL_TRIES = 20
 is not proof."""
 
 
-def serialised(case: ParallelCase, run: CaseRun) -> list[Op]:
+def serialised(case: ParallelCase, run: CaseRun, by_return: bool = False) -> list[Op]:
     """``case`` as one sequential trace: the prefix, the block's operations in the order ``run``
-    invoked them, then the suffix.  Operations ``run`` never invoked are left out, and so is
-    everything invoked after a fork (it happened in the parent; the case goes on in the child)."""
+    invoked them (``by_return``: returned them, which puts an exit after the exits whose
+    destructors' effects it saw), then the suffix.  Operations ``run`` never invoked are left
+    out, and so is everything invoked after a fork (it happened in the parent; the case goes on
+    in the child)."""
     if run.block is None:  # the prefix failed: it is sequential already
         return list(case.prefix)
+    by_return = by_return and not any(isinstance(t.op, Fork) for lane in run.block.lanes for t in lane.ops)
     invoked = sorted(
-        (t.invoked, lane, i)
+        (_returned(t.returned) if by_return else t.invoked, lane, i)
         for lane, observed in enumerate(run.block.lanes)
         for i, t in enumerate(observed.ops)
         if t.invoked is not None
@@ -46,12 +49,20 @@ def serialised(case: ParallelCase, run: CaseRun) -> list[Op]:
     return [*case.prefix, *block, *case.suffix]
 
 
+def _returned(stamp: int | None) -> float:
+    return float("inf") if stamp is None else stamp  # an operation that never returned comes last
+
+
 def fails_sequentially(
     impl: Implementation, case: ParallelCase, run: CaseRun, params: Params, tries: int = SEQUENTIAL_TRIES
 ) -> bool:
-    """Whether ``case``, its block run one operation after another as ``run`` invoked them, is
-    rejected in any of ``tries`` runs (each in a fresh process)."""
-    ops = serialised(case, run)
+    """Whether ``case``, its block run one operation after another as ``run`` invoked them, or
+    else as it returned them, is rejected in any of ``tries`` runs (each in a fresh process)."""
+    orders = [serialised(case, run), serialised(case, run, by_return=True)]
+    return any(_fails(impl, ops, params, tries) for i, ops in enumerate(orders) if ops not in orders[:i])
+
+
+def _fails(impl: Implementation, ops: list[Op], params: Params, tries: int) -> bool:
     for _ in range(tries):
         kind = _run_once(impl, ops, params)
         if kind == "rejected":

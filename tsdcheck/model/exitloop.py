@@ -353,36 +353,55 @@ def check_exit(state: State, thread: int, calls: tuple[Call, ...], params: Param
     """Follow the observed destructor calls through the exit machine."""
     configs = [start_exit(state, thread)]
     for i, call in enumerate(calls):
-        survivors: list[ExitConfig] = []
-        reasons: list[Problem] = []
-        for base in configs:
-            for cfg in call_options(base, params):
-                if call.key not in eligible(cfg) or call.arg != cfg.state.value(thread, call.key):
-                    reasons.append(_why_not(cfg, call, params))
-                    continue
-                after, _, problem = run_program(cfg, call.key, call.effects, params)
-                if problem:
-                    reasons.append(problem)
-                    continue
-                after = replace(after, choices=after.choices | _call_choices(cfg, call.key))
-                after = replace(after, last_raw=cfg.state.live[call.key].raw)
-                survivors.append(after)
-        if not survivors:
-            allowed = sorted(
-                {
-                    f"k{k}({fmt_value(c.state.value(thread, k))})"
-                    for b in configs
-                    for c in call_options(b, params)
-                    for k in eligible(c)
-                }
-            )
-            prop, why = _first_problem(reasons)
-            return reject(
-                prop,
-                f"exit t{thread}, call {i + 1} {fmt_call(call)}: {why}",
-                *(allowed or ["no further destructor call"]),
-            )
-        configs = _dedupe(survivors)
+        after = exit_call(configs, call, params, i + 1)
+        if isinstance(after, Result):
+            return after
+        configs = after
+    return exit_end(configs, params)
+
+
+def exit_call(configs: list[ExitConfig], call: Call, params: Params, number: int) -> list[ExitConfig] | Result:
+    """The configs after the ``number``-th destructor call ``call`` from any of ``configs`` (one
+    thread's), or the rejection naming why none allows it.  A pass ends, if it must, just before
+    the call, in the state the call finds (the linearizability search places an exit's calls one
+    by one among other threads' operations)."""
+    thread = configs[0].thread
+    survivors: list[ExitConfig] = []
+    reasons: list[Problem] = []
+    for base in configs:
+        for cfg in call_options(base, params):
+            if call.key not in eligible(cfg) or call.arg != cfg.state.value(thread, call.key):
+                reasons.append(_why_not(cfg, call, params))
+                continue
+            after, _, problem = run_program(cfg, call.key, call.effects, params)
+            if problem:
+                reasons.append(problem)
+                continue
+            after = replace(after, choices=after.choices | _call_choices(cfg, call.key))
+            after = replace(after, last_raw=cfg.state.live[call.key].raw)
+            survivors.append(after)
+    if survivors:
+        return _dedupe(survivors)
+    allowed = sorted(
+        {
+            f"k{k}({fmt_value(c.state.value(thread, k))})"
+            for b in configs
+            for c in call_options(b, params)
+            for k in eligible(c)
+        }
+    )
+    prop, why = _first_problem(reasons)
+    return reject(
+        prop,
+        f"exit t{thread}, call {number} {fmt_call(call)}: {why}",
+        *(allowed or ["no further destructor call"]),
+    )
+
+
+def exit_end(configs: list[ExitConfig], params: Params) -> Result:
+    """The thread's end after its last destructor call from any of ``configs``: accepted with the
+    states after it, or the rejection naming what was still due."""
+    thread = configs[0].thread
     finals: list[Finished] = []
     stuck: list[ExitConfig] = []
     for base in configs:

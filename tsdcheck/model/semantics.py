@@ -217,6 +217,31 @@ def expected_handlers(state: State, thread: int) -> tuple[HandlerRun, ...]:
 
 def _terminate(state: State, op: Exit | Cancel, t: int, obs: Obs, params: Params) -> Result:
     """pthread_exit, return or cancellation: cleanup handlers (LIFO), then the destructor loop."""
+    start = _exit_begins(state, op, t, obs)
+    if not start.accepted:
+        return start
+    assert isinstance(obs, Exited)
+    result = check_exit(start.states[0], t, obs.calls, params)
+    return result if not result.accepted else exit_ending(state, op, obs) or result
+
+
+def exit_start(state: State, op: Exit | Cancel, obs: Obs, params: Params) -> Result:
+    """A thread's end up to its first destructor call, for the linearizability search (which
+    places an exit's destructor calls one by one among other threads' operations): the checks
+    ``step`` makes of any call, then those of the end before its destructor loop; accepted with
+    the state the loop starts from."""
+    wrong = misuse(state, op)
+    if wrong is not None and not wrong.undefined:
+        raise TraceError(wrong.reason)
+    unsafe = async_signal_unsafe_in_child(state, op, params) or (wrong.reason if wrong else None)
+    if unsafe:
+        return Result(undefined=unsafe)
+    return _exit_begins(state, op, op.thread, obs)
+
+
+def _exit_begins(state: State, op: Exit | Cancel, t: int, obs: Obs) -> Result:
+    """The end's checks before its destructor loop (cleanup handlers, join status); accepted with
+    the state the loop starts from (handlers popped)."""
     name = fmt_op(op)
     if not isinstance(obs, Exited):
         return reject("calls-return", f"{name} gave {_obs_text(obs)}", "a list of destructor calls")
@@ -232,10 +257,13 @@ def _terminate(state: State, op: Exit | Cancel, t: int, obs: Obs, params: Params
     if obs.status is not None and (t in state.detached or obs.status != status):
         why = "a detached thread cannot be joined" if t in state.detached else f"joining it must give {status}"
         return reject("join-status", f"{name}: joining t{t} gave {obs.status}; {why}", status)
-    result = check_exit(state.with_handlers(t, ()), t, obs.calls, params)
-    if not result.accepted:
-        return result
-    others = sorted(set(state.values) - {t})
+    return Result(states=(state.with_handlers(t, ()),))
+
+
+def exit_ending(state: State, op: Exit | Cancel, obs: Exited) -> Result | None:
+    """Whether the process went on as it must when the thread ended in ``state`` (None: it did)."""
+    name = fmt_op(op)
+    others = sorted(set(state.values) - {op.thread})
     if obs.ended is not None and others:
         running = ", ".join(f"t{o}" for o in others)
         return reject(
@@ -249,7 +277,7 @@ def _terminate(state: State, op: Exit | Cancel, t: int, obs: Obs, params: Params
             f"{name}: the last thread ended and the process exited with {obs.ended}",
             "exit status 0",
         )
-    return result
+    return None
 
 
 def _fmt_runs(runs: tuple[HandlerRun, ...]) -> str:
