@@ -54,7 +54,8 @@ def test_every_quote_outside_the_seeds_says_what_it_was_checked_against():
     assert outside
     for row in outside:
         assert row.checked.startswith(("POSIX.1-", UNCHECKED)), row.sentence
-        assert "http" in row.checked or "man3p/" in row.checked or row.checked.startswith(UNCHECKED), row.sentence
+        where = ("http", "man3p/", "file id")
+        assert any(w in row.checked for w in where) or row.checked.startswith(UNCHECKED), row.sentence
     assert all(not row.checked for row in ROWS if row not in outside)
 
 

@@ -65,11 +65,14 @@ def _y2003(page: str, file: str = "") -> str:
     )
 
 
-_SECTION_UNCHECKED = (
-    UNCHECKED + "XSH 2.9.5.3 is in no stored page (its 2017 text was quoted from memory); an older edition, "
-    "as FreeBSD libthr commit cdcffc3f quotes it, has 'remains set to PTHREAD_CANCEL_DISABLE until the thread has "
-    "terminated' and 'It has no effect if' where this row has 'shall remain' and 'The behavior is undefined if'"
+_TRANSCRIBED_2008 = (
+    "POSIX.1-2008 (the text names 'this volume of POSIX.1-2008'), {where}, checked against a transcription in a "
+    "source file of the stored public-code index (file id 46258106837; the index does not name its repository): "
+    "no copy of the Open Group's own page was stored"
 )
+_SECTION = _TRANSCRIBED_2008.format(where="XSH 2.9.5.3 Thread Cancellation Cleanup Handlers")
+"""An older edition (quoted in FreeBSD libthr commit cdcffc3f) has 'remains set to PTHREAD_CANCEL_DISABLE' and
+'It has no effect if' where POSIX.1-2008 has 'shall remain set' and 'The behavior is undefined if'."""
 
 ROWS: tuple[Row, ...] = (
     Row(
@@ -398,34 +401,43 @@ ROWS: tuple[Row, ...] = (
         "pthread_cleanup_push() and pthread_cleanup_pop() functions to place routines on and remove routines from "
         "this list.",
         ("pop-runs-top", "cleanup-before-dtors"),
-        checked=_SECTION_UNCHECKED,
+        checked=_SECTION,
     ),
     Row(
         CANCEL_SECTION,
         "The behavior is undefined if a cancellation cleanup handler or thread-specific data destructor routine "
         "changes the cancelability state to PTHREAD_CANCEL_ENABLE.",
         why_not="the driver never does: it reads the state with PTHREAD_CANCEL_DISABLE and leaves it disabled",
-        checked=_SECTION_UNCHECKED,
+        checked=_SECTION,
     ),
     Row(
         CANCEL_SECTION,
         "The routines in the thread's list of cancellation cleanup handlers are invoked one by one in LIFO "
         "sequence; that is, the last routine pushed onto the list (Last In) is the first to be invoked (First Out).",
         ("cleanup-before-dtors",),
-        checked=_SECTION_UNCHECKED,
+        checked=_SECTION,
     ),
     Row(
         CANCEL_SECTION,
-        "If the last cancellation cleanup handler returns, thread execution is terminated and a status of "
-        "PTHREAD_CANCELED is made available to any threads joining the target.",
+        "If the last cancellation cleanup handler returns, thread-specific data destructors (if any) associated "
+        "with thread-specific data keys for which the thread has non-NULL values will be run, in unspecified order, "
+        "as described for pthread_key_create().",
+        ("cleanup-before-dtors",),
+        checked=_SECTION,
+    ),
+    Row(
+        CANCEL_SECTION,
+        "After all cancellation cleanup handlers and thread-specific data destructors have returned, thread "
+        "execution is terminated. ... If the thread has terminated by acting on a cancellation request, a status "
+        "of PTHREAD_CANCELED is made available to any threads joining with the target.",
         ("join-status",),
-        checked=_SECTION_UNCHECKED,
+        checked=_SECTION,
     ),
     Row(
         CANCEL_SECTION,
         "A cancellation cleanup handler cannot exit via longjmp() or siglongjmp().",
         why_not="an obligation on applications; the driver's handlers return",
-        checked=_SECTION_UNCHECKED,
+        checked=_SECTION,
     ),
     Row(
         FORK_PAGE,
@@ -616,13 +628,13 @@ ROWS: tuple[Row, ...] = (
         "PTHREAD_CANCEL_DEFERRED. The cancelability state shall remain set to PTHREAD_CANCEL_DISABLE until the "
         "thread has terminated.",
         ("dtor-cancel-disabled",),
-        checked=_SECTION_UNCHECKED,
+        checked=_SECTION,
     ),
     Row(
         TESTCANCEL_PAGE,
         "The pthread_testcancel() function shall create a cancellation point in the calling thread. The "
         "pthread_testcancel() function shall have no effect if cancelability is disabled.",
         ("no-cancel-in-exit",),
-        checked=_y2003("pthread_testcancel") + " (in 2017 it is on the pthread_setcancelstate page)",
+        checked=_TRANSCRIBED_2008.format(where="pthread_setcancelstate (which defines pthread_testcancel)"),
     ),
 )
