@@ -4,6 +4,7 @@ judged by the POSIX sentences that govern them; a finding names exactly the prof
 reject the trace and those under which it is undefined."""
 
 import shutil
+import subprocess
 from importlib import resources
 
 import pytest
@@ -292,6 +293,21 @@ def test_a_finding_names_the_package_and_version_it_came_from(tmp_path, capsys):
     assert main(["replay", str(trace)]) == 0
     assert f"# build: {build}" in capsys.readouterr().out
     assert build_description(PyRef()).startswith("the Python reference model")
+
+
+@pytest.mark.skipif(shutil.which("readelf") is None, reason="no readelf")
+def test_a_program_that_names_musls_loader_but_needs_no_library_is_static(tmp_path):
+    # What musl-gcc of a musl built with --disable-shared makes: the loader relocates, the
+    # program's own libc runs, so the system's musl package is not the build that was checked.
+    from tsdcheck.drivers.provenance import build_of, libraries
+
+    source = tmp_path / "start.c"
+    source.write_text("void _start(void) { for (;;) {} }\n")
+    binary = tmp_path / "start"
+    loader = "-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1"
+    subprocess.run(["gcc", "-nostdlib", "-pie", "-fPIE", loader, str(source), "-o", str(binary)], check=True)
+    assert libraries(binary) == []
+    assert build_of(binary, ["/opt/musl-1.1.20/bin/musl-gcc"]) == "static, linked by /opt/musl-1.1.20/bin/musl-gcc"
 
 
 def test_keys_max_minus_one_states_no_upper_limit(tmp_path, capsys):

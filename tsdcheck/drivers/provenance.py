@@ -33,12 +33,16 @@ def _run(argv: Sequence[str]) -> str:
 
 def libraries(binary: Path) -> list[str]:
     """The TSD-relevant shared libraries ``binary`` loads: its interpreter when that is musl's
-    (musl's libc is its loader), else what ``ldd`` lists; [] for a static binary."""
+    (musl's libc is its loader), else what ``ldd`` lists; [] for a static binary.
+
+    A musl built with ``--disable-shared`` links its libc into the program, yet its ``musl-gcc``
+    still names the system's musl loader as interpreter: a program that needs no shared library
+    takes nothing from that loader but its relocation, so it counts as static."""
     interp = _INTERP.search(_run(["readelf", "-l", str(binary)]))
     if interp is None:
         return []
     if "musl" in interp.group(1):
-        return [interp.group(1)]
+        return [interp.group(1)] if "(NEEDED)" in _run(["readelf", "-d", str(binary)]) else []
     found = [m.group(1) for line in _run(["ldd", str(binary)]).splitlines() if (m := _LIBRARY.match(line))]
     return [f for f in found if any(name in Path(f).name for name in _TSD_LIBRARIES)]
 
