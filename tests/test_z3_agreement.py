@@ -272,7 +272,7 @@ def _agree(params: Params, trace: list[tuple[Op, Obs]]) -> None:
     )
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(judged_traces())
 def test_python_model_and_z3_encoding_agree(case):
     _agree(*case)
