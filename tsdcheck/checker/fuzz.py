@@ -1,5 +1,5 @@
-"""Stateful fuzzing: a Hypothesis state machine generates operations, runs each on an
-implementation, and judges every observation with the set-valued model.
+"""Stateful fuzzing: a machine driven by Hypothesis's choices generates operations, runs each
+on an implementation, and judges every observation with the set-valued model.
 
 The machine keeps traces defined: it only uses live keys and running threads, and
 destructor programs guard their own key operands, so undefined behaviour is never generated.
@@ -7,12 +7,12 @@ Deep states come from destructor programs (re-set passes, ping-pong, key churn i
 destructors) and the bulk ``fill``; an initial swarm draw switches some kinds of step off per
 example so that different examples stress different mixes.
 
-Generation is cheap per operation (see docs/generator.md): the machine has one rule, and each
-run of it makes ``MOVES_PER_STEP`` moves.  A move is chosen among those the model's state allows
-and the example's swarm leaves on, and draws its arguments (a whole destructor program
-included) as a few integers straight from Hypothesis's choice sequence: a move costs a handful
-of choices, where a rule of its own cost a filter over twenty preconditions, a feature flag and
-a strategy draw per argument.
+Generation is cheap per operation (see docs/generator.md): an example is one ``@given`` call
+that makes every move, not a ``RuleBasedStateMachine`` paying Hypothesis's cost per rule.  A
+move is chosen among those the model's state allows and the example's swarm leaves on, and
+draws its arguments (a whole destructor program included) as a few integers straight from
+Hypothesis's choice sequence: a move costs a handful of choices, where a rule of its own cost a
+filter over twenty preconditions, a feature flag and a strategy draw per argument.
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from typing import Protocol
 
-from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
-from hypothesis.stateful import RuleBasedStateMachine, get_state_machine_test, initialize, rule
 
 from tsdcheck.checker.coverage import Stats, applicable
 from tsdcheck.checker.guard import Guard, ShrinkBudgetSpent
@@ -84,7 +84,11 @@ and keys created just after, are common."""
 SWARM = ("fill", "delete", "new-in-dtor", "del-in-dtor", "set-in-dtor", "reset-in-dtor", "lifecycle")
 """Kinds of step an example may switch off ("lifecycle": pthread_exit, cancellation, cleanup
 handlers, detached threads, the main thread's exit, fork and process end)."""
-SWARM_OFF = st.sets(st.sampled_from(SWARM), max_size=3)
+SWARM_MOST = 3
+SWARM_MORE = 0.690625
+"""The chance of switching one more kind off (up to ``SWARM_MOST``, each drawn among the kinds
+still on): what ``st.sets(st.sampled_from(SWARM), max_size=3)`` does, 1.5 kinds on average,
+without a strategy's cost."""
 GENERATOR_SWITCHES = ("cancel-in-dtor",)
 """What ``FuzzConfig.without`` may name besides the thread features: "cancel-in-dtor" keeps
 cancellation but leaves it out of destructor programs (glibc acts on it: a known finding)."""
@@ -94,18 +98,17 @@ BATCH = 250
 """Examples per Hypothesis run in a long campaign (see ``_batches``): the engine's memory peaks
 within one run, so a short run keeps a campaign's resident set flat from its first thousand
 examples on (bench/memory.py)."""
-MOVES_PER_STEP = 8
-"""Moves per run of the machine's rule at most: Hypothesis's own cost per rule is paid once for several."""
-STOP = 0.1
-"""The chance that a run of the rule stops before its next move (5.7 moves on average; its
-simplest choice goes on, as a rule did)."""
+STOP = 1 / 128
+"""The chance that an example stops before its next move (its simplest choice goes on): a
+Hypothesis state machine's examples end early too, and this keeps operations per example where
+the state machine had them (docs/generator.md); the shrinker cuts a tail with one choice."""
 RARELY = 8
 """One move in this many of a kind that ends what follows (fork drops threads, end drops everything)."""
 MOVES = (
     *("fill", "main_exit", "create", "delete", "get", "observe", "push", "spawn", "cancel", "end", "exit", "fork"),
     *("ping_pong", "pop", "populate", "set", "relay", "churn"),
 )
-"""The machine's moves in the order Hypothesis sorted the rules they once were (by number of
+"""The moves in the order Hypothesis sorted the rules they once were (by number of
 arguments, then name): a choice of 0 picks the first valid one, as it did then.  Hypothesis
 completes many novel prefixes with its simplest choices, so the order shapes traces."""
 MOVE_LABEL = 0x7473_6463_6D6F_7665
@@ -191,6 +194,16 @@ class _Choices:
     def rarely(self) -> bool:
         return self.cd.draw_integer(0, RARELY - 1) == 0
 
+    def subset(self, items: tuple[str, ...], most: int, more: float) -> frozenset[str]:
+        """Up to ``most`` distinct ``items``, each one more with probability ``more``."""
+        rest, chosen = list(items), set[str]()
+        while len(chosen) < most and self.cd.draw_boolean(more):
+            i = self.below(len(rest))
+            chosen.add(rest[i])
+            rest[i] = rest[-1]
+            rest.pop()
+        return frozenset(chosen)
+
     def program(self, table: tuple[Instr, ...]) -> Program | None:
         head = self.below(PROGRAM_HEADS)
         if head < 3:
@@ -203,7 +216,7 @@ class FuzzConfig:
     examples: int | None = 100
     """Examples at most; None for no limit but ``max_time``."""
     steps: int = 40
-    """Moves per example, each one operation or a few (a bulk helper); see ``MOVES_PER_STEP``."""
+    """Steps per example: the swarm's, then a move each (one operation or a few: a bulk helper)."""
     seed: int | None = None
     database: str | ExampleDatabase | None = None
     """Hypothesis's example database, or the directory of one; None for no database."""
@@ -307,13 +320,20 @@ class _Run:
         return out_of_time or (self.config.stop is not None and self.config.stop())
 
 
-def _machine(run: _Run) -> type[RuleBasedStateMachine]:
+class Machine(Protocol):
+    """One example: a test case on a fresh session, played from Hypothesis's choices."""
+
+    def play(self, data: st.DataObject) -> None: ...
+
+    def teardown(self) -> None: ...
+
+
+def _machine(run: _Run) -> Callable[[], Machine]:
     params = run.params
     cancel_in_dtor = "cancel-in-dtor" not in run.config.without
 
-    class TSDMachine(RuleBasedStateMachine):
+    class TSDMachine:
         def __init__(self) -> None:
-            super().__init__()
             self.session: Session = run.impl.session()
             # Decided once per session: a runtime-checkable Protocol check costs microseconds.
             self.pipe: Pipelined | None = self.session if isinstance(self.session, Pipelined) else None
@@ -452,14 +472,18 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
                 threads = [*threads, MAIN_THREAD]
             return threads[self.ch.below(len(threads))]
 
-        # --- the swarm and the one rule -------------------------------------------------------
+        # --- the swarm and the moves ----------------------------------------------------------
 
-        @initialize(data=st.data())
+        def play(self, data: st.DataObject) -> None:
+            """The example: its swarm, then its moves."""
+            self.swarm(data)
+            self.moves()
+
         def swarm(self, data: st.DataObject) -> None:
             """Per example: kinds of step switched off, and (as Hypothesis's own swarm does for
             rules) each move switched off with one probability drawn for the example."""
             self.ch = _Choices(data)
-            self.off = frozenset(data.draw(SWARM_OFF))
+            self.off = self.ch.subset(SWARM, SWARM_MOST, SWARM_MORE)
             p = self.ch.between(0, 254) / 255
             disabled = {name for name in MOVES if self.ch.coin(p)} if p else set()
             self.disabled = frozenset(disabled) if len(disabled) < len(MOVES) else frozenset()
@@ -503,23 +527,20 @@ def _machine(run: _Run) -> type[RuleBasedStateMachine]:
             }
             return {name for name, ok in conditions.items() if ok and name not in self.disabled}
 
-        @rule()
-        def step(self) -> None:
-            """Make up to ``MOVES_PER_STEP`` moves, until the example has made its moves (none once
-            the process has ended).  Each move is a span of its own, which the shrinker can delete
-            whole; its first choice names a move of ``MOVES``, so that deleting an earlier move
-            leaves the meaning of later ones alone (an index among the moves valid now would
-            shift).  One switched off or not valid now gives way to one drawn among those valid,
-            as Hypothesis's filter over the rules did: every valid move is as likely."""
+        def moves(self) -> None:
+            """Make the example's moves, until it has made them all or the process has ended.
+            Each move is a span of its own, which the shrinker can delete whole; its first
+            choice names a move of ``MOVES``, so that deleting an earlier move leaves the meaning
+            of later ones alone (an index among the moves valid now would shift).  One switched
+            off or not valid now gives way to one drawn among those valid, as Hypothesis's filter
+            over a state machine's rules does: every valid move is as likely."""
             cd = self.ch.cd
-            for i in range(MOVES_PER_STEP):
-                if self.moves_left <= 0 or not self.running:
-                    return
+            while self.moves_left > 0 and self.running:
                 valid = self.valid()
                 if not valid:
                     return
                 cd.start_span(MOVE_LABEL)
-                if i and cd.draw_boolean(STOP):
+                if cd.draw_boolean(STOP):
                     cd.stop_span()
                     return
                 self.moves_left -= 1
@@ -730,13 +751,16 @@ def _batches(examples: int | None) -> Iterator[int]:
 
 
 def _hypothesis_test(
-    machine: type[RuleBasedStateMachine], config: FuzzConfig, examples: int, batch: int
+    machine: Callable[[], Machine], config: FuzzConfig, examples: int, batch: int
 ) -> Callable[[], None]:
-    """One Hypothesis run of ``examples``; each batch of a seeded campaign has a seed of its own."""
+    """One Hypothesis run of ``examples``; each batch of a seeded campaign has a seed of its own.
+
+    A plain ``@given`` test, not a ``RuleBasedStateMachine``: an example is one run of its
+    moves, so Hypothesis's step loop (a rule drawn, feature flags and a stop choice per step)
+    would add its cost and nothing else, and its stop choices, misread after the engine
+    splices examples together, cut most examples short."""
     opts = settings(
         max_examples=examples,
-        # The swarm's step, then enough runs of the rule for ``config.steps - 1`` moves, most times.
-        stateful_step_count=1 + math.ceil(max(config.steps - 1, 1) / 5),
         deadline=None,
         database=_database(config.database),
         suppress_health_check=list(HealthCheck),
@@ -745,7 +769,16 @@ def _hypothesis_test(
         report_multiple_bugs=False,
         verbosity=Verbosity.quiet,  # the checker says what happens, in its own words
     )
-    test = get_state_machine_test(machine, settings=opts)
+
+    @opts
+    @given(st.data())
+    def test(data: st.DataObject) -> None:
+        example = machine()
+        try:
+            example.play(data)
+        finally:
+            example.teardown()
+
     if config.seed is not None:
         # What hypothesis.seed() sets, without the database=None it adds: the seeded workers of
         # a campaign share one database (a run without a database is the same either way).
