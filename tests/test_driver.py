@@ -2,6 +2,7 @@
 survives hangs and crashes of the implementation."""
 
 import subprocess
+import time
 
 import pytest
 
@@ -10,8 +11,10 @@ from tsdcheck.cli import main
 from tsdcheck.drivers.base import EnvironmentProblem
 from tsdcheck.drivers.cdriver import CDriver
 from tsdcheck.model.ops import (
+    Code,
     Crash,
     Create,
+    End,
     Exit,
     Exited,
     Fill,
@@ -33,6 +36,11 @@ HANGING = """
 #include <pthread.h>
 #include <unistd.h>
 int pthread_key_create(pthread_key_t *k, void (*d)(void *)) { for (;;) pause(); }
+"""
+SLOW_CRASHING = """
+#include <pthread.h>
+#include <unistd.h>
+void *pthread_getspecific(pthread_key_t k) { usleep(200000); return *(void *volatile *)0; }
 """
 CRASHING = """
 #include <pthread.h>
@@ -126,6 +134,25 @@ def test_keys_created_in_destructors_are_named_in_order(glibc):
     assert isinstance(obs[3], Exited)
     assert [c.key for c in obs[3].calls] == [0, 1]
     assert obs[4].rc == "0"
+
+
+def test_commands_sent_to_a_case_that_died_do_not_reach_the_next_case(tmp_path):
+    """Operations are sent ahead: one sent while the case is dying stays in the pipe unread, and
+    the next case's child, forked before it is asked for, must not take it as its own."""
+    driver = CDriver(preload=shared_lib(tmp_path, "slowcrash", SLOW_CRASHING), timeout=5.0)
+    try:
+        session = driver.session()
+        session.send(Create(0, None))
+        session.send(GetValue(0, 0))  # crashes 0.2 s after it is read
+        assert session.receive(Create(0, None)).rc == "0"
+        time.sleep(0.05)
+        session.send(End("exit"))  # reaches the pipe while the case is still alive, never read
+        assert session.receive(GetValue(0, 0)) == Crash("SIGSEGV")
+        session.close()
+        for _ in range(3):
+            assert run(driver, [Spawn(1), Spawn(2)]) == [Code("0"), Code("0")]
+    finally:
+        driver.close()
 
 
 def test_a_hang_is_a_finding_and_the_next_case_works(tmp_path):

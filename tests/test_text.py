@@ -27,6 +27,8 @@ effects = st.one_of(
     st.builds(o.DeleteSeen, handles, rcs),
     st.builds(o.NewSeen, handles, rcs, raws),
 )
+CRASHES = ["SIGSEGV", "SIGABRT", "exit 0", "server died"]
+"""How the driver reports a case's death: a signal, an exit status, or the server gone."""
 calls = st.lists(st.builds(o.Call, handles, ptrs, st.lists(effects, max_size=4).map(tuple)), max_size=4).map(tuple)
 steps = st.one_of(
     st.tuples(st.builds(o.Spawn, handles), st.builds(o.Code, rcs, calls)),
@@ -36,7 +38,7 @@ steps = st.one_of(
     st.tuples(st.builds(o.GetValue, handles, handles), st.builds(o.Got, ptrs, calls)),
     st.tuples(st.builds(o.Fill), st.builds(o.Filled, st.lists(st.integers(0, 5000), max_size=50).map(tuple), rcs)),
     st.tuples(st.builds(o.Exit, handles), st.one_of(st.builds(o.Exited, calls), st.builds(o.Hang, calls))),
-    st.tuples(st.builds(o.Exit, handles), st.builds(o.Crash, st.sampled_from(["SIGSEGV", "SIGABRT"]), calls)),
+    st.tuples(st.builds(o.Exit, handles), st.builds(o.Crash, st.sampled_from(CRASHES), calls)),
 )
 
 

@@ -590,7 +590,15 @@ class CDriver:
             raise EnvironmentProblem(
                 f"the {self.name} driver could not start a test case" + (f": it said {line!r}" if line else "")
             )
-        self._open = CSession(self, int(line.split()[1]))
+        session = CSession(self, int(line.split()[1]))
+        # The case's first line, sent with its first operation: the child skips what the pipe
+        # still holds for the last case (sent after that case had ended) up to here.
+        assert self._server is not None and self._server.stdin is not None
+        try:
+            self._server.stdin.write(b"N\n")
+        except BrokenPipeError:
+            session._died(())
+        self._open = session
         return self._open
 
     def _reap_ending(self) -> None:

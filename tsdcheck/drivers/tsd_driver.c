@@ -3,7 +3,8 @@
  * are used, so it builds with gcc, musl-gcc and diet gcc.
  *
  * Process model: a fork server.  The server forks a child that serves one test case over the
- * same pipes (it says "P <pid>"), so every case starts with a fresh key table; when the child
+ * same pipes (it says "P <pid>", then skips what it reads up to the checker's "N": commands sent
+ * to the last case after it ended), so every case starts with a fresh key table; when the child
  * ends the server reports "W <status>" and forks the next one at once, without being asked.
  * The server never creates keys or threads, and never reads stdin.
  *
@@ -957,6 +958,16 @@ static void dtor_leave(void) {}
 
 /* Serve one test case; returns 1 to return from main, 2 to return from a forked worker's start
  * routine, 0 when a pop ends the serving thread's current push scope. */
+/* Read up to the checker's "N" that starts this case.  The child is forked before it is asked
+ * for, so the pipe may still hold commands the checker sent to the last case after that case had
+ * ended (a crash, an `end`): they are not this case's.  0 when stdin is closed. */
+static int await_start(void) {
+    char line[4096];
+    while (fgets(line, sizeof line, stdin))
+        if (line[0] == 'N' && line[1] == '\n') return 1;
+    return 0;
+}
+
 static int serve_case(void) {
     char line[4096];
     while (fgets(line, sizeof line, stdin)) {
@@ -1172,6 +1183,7 @@ int main(int argc, char **argv) {
             note_task(&workers[0]);
             printf("P %ld\n", (long)getpid());
             fflush(stdout);
+            if (!await_start()) return 0;
             return serve_case() == 1 ? 0 : 3;
         }
         if (pid < 0) {

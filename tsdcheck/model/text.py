@@ -454,11 +454,11 @@ def _parse_obs(op: Op, text: str) -> tuple[Obs, int]:
         return obs, int(stray.group(2))
     w = text.split()
     if isinstance(op, (Exit, Cancel)) or (w and w[0] in ("HANG", "CRASH")):
-        m = re.fullmatch(r"(\d+) calls((?: \S+)*)|HANG after (\d+) calls|CRASH (\S+) after (\d+) calls", text)
+        m = re.fullmatch(r"(\d+) calls((?: \S+)*)|HANG after (\d+) calls|CRASH (.+) after (\d+) calls", text)
         if not m:
             raise TraceSyntaxError(
                 f"expected 'N calls [handlers=..] [status=..] [ended=..]', 'HANG after N calls' or "
-                f"'CRASH SIG after N calls', got {text!r}"
+                f"'CRASH HOW after N calls', got {text!r}"
             )
         if m.group(1) is not None:
             return _exited(m.group(2).split()), int(m.group(1))
