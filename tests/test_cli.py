@@ -181,7 +181,9 @@ def test_every_bad_input_gets_one_line_and_status_2(capsys, tmp_path, monkeypatc
 
 @pytest.mark.parametrize("argv", [["--cflags", "-O2"], ["--cflags=-O2"], ["--cflags", "-O2 -g"]])
 def test_flags_take_values_with_a_leading_dash(capsys, argv):
-    status, out, err = run(capsys, "fuzz", *argv, "--examples", "2", "--race-seconds", "0", "--database", "")
+    # --without cancel: glibc's known finding (dtor-cancel-disabled) is not what this test is about
+    fast = ["--examples", "2", "--race-seconds", "0", "--database", "", "--without", "cancel"]
+    status, out, err = run(capsys, "fuzz", *argv, *fast)
     assert status == 0, err
     assert "conforms" in out
 
