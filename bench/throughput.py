@@ -1,5 +1,5 @@
 """Steps per second of stateful fuzzing: the glibc driver and the Python model against two
-ceilings, the fuzzer's own state machine with nothing behind it (no implementation, no
+ceilings, the fuzzer's own generator with nothing behind it (no implementation, no
 judging) and a Hypothesis ``RuleBasedStateMachine`` whose two rules do nothing (the most any
 Hypothesis-driven checker can do).
 
@@ -79,7 +79,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = [
         ("two no-op rules", *idle_machine(args.examples, args.steps)),
-        # The fuzzer's own state machine with nothing behind it: the same rules and strategies,
+        # The fuzzer's own generator with nothing behind it: the same moves and choices,
         # handles kept by the model's predicted state, no implementation, no judging.
         ("dry machine", *measure("glibc", args.examples, args.steps, dry=True)),
     ]
