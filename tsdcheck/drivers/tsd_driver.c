@@ -878,8 +878,8 @@ static int fork_in_block(void) {
     /* Arrive last, so that this thread is running, not yielding, when the others start. */
     await_arrived(block_lanes - 1);
     __atomic_add_fetch(&arrived, 1, __ATOMIC_SEQ_CST);
+    jitter(l); /* before the wait, not after: a fork that waited for an operation goes at once */
     await_inside();
-    jitter(l);
     o->invoked = next_event();
     flockfile(stdout); /* no thread is in the middle of a line when the process forks */
     fflush(stdout);
