@@ -20,9 +20,11 @@ from typing import Any
 
 from hypothesis import settings
 from hypothesis.database import ExampleDatabase
+from hypothesis.stateful import RuleBasedStateMachine
 
 from tsdcheck.checker.fuzz import FuzzConfig
 from tsdcheck.checker.fuzz import fuzz as run_fuzz
+from tsdcheck.checker.fuzz import state_machine as machine_over
 from tsdcheck.checker.racefuzz import RaceConfig
 from tsdcheck.checker.replay import replay as run_replay
 from tsdcheck.drivers.base import Implementation
@@ -155,6 +157,21 @@ def fuzz(
     finally:
         target.close()
     return Result(fuzz_document(result, facts, reading.name, build_description(target)))
+
+
+def state_machine(
+    impl: Implementation | str = "glibc", *, profile: str = "default", without: tuple[str, ...] = ()
+) -> type[RuleBasedStateMachine]:
+    """The model as a Hypothesis ``RuleBasedStateMachine`` over ``impl`` (a name, or what
+    ``implementation(...)`` returns), for one's own suite and settings::
+
+        TestTSD = tsdcheck.api.state_machine("glibc", without=("cancel",)).TestCase
+
+    A rejected step fails the test with the shrunk trace and the property it breaks."""
+    target = implementation(impl) if isinstance(impl, str) else impl
+    facts = target.facts
+    params = get_profile(profile).params(facts.iterations, facts.keys_limit)
+    return machine_over(target, params, FuzzConfig(without=frozenset(without)))
 
 
 def replay(

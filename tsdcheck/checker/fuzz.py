@@ -13,6 +13,7 @@ move is chosen among those the model's state allows and the example's swarm leav
 draws its arguments (a whole destructor program included) as a few integers straight from
 Hypothesis's choice sequence: a move costs a handful of choices, where a rule of its own cost a
 filter over twenty preconditions, a feature flag and a strategy draw per argument.
+``state_machine`` wraps the same moves in a ``RuleBasedStateMachine`` for one's own suite.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from tsdcheck.checker.coverage import Stats, applicable
 from tsdcheck.checker.guard import Guard, ShrinkBudgetSpent
@@ -324,6 +326,13 @@ class Machine(Protocol):
     """One example: a test case on a fresh session, played from Hypothesis's choices."""
 
     def play(self, data: st.DataObject) -> None: ...
+
+    def swarm(self, data: st.DataObject) -> None: ...
+
+    def valid(self) -> set[str]: ...
+
+    @property
+    def running(self) -> bool: ...
 
     def teardown(self) -> None: ...
 
@@ -784,6 +793,49 @@ def _hypothesis_test(
         # a campaign share one database (a run without a database is the same either way).
         test._hypothesis_internal_use_seed = config.seed if batch == 0 else f"{config.seed}/{batch}"  # type: ignore[attr-defined]
     return test
+
+
+def state_machine(
+    impl: Implementation, params: Params, config: FuzzConfig | None = None
+) -> type[RuleBasedStateMachine]:
+    """The same machine as a ``RuleBasedStateMachine``, for one's own Hypothesis suite: its
+    ``TestCase`` runs under that suite's settings, database and step count, and a rejected step
+    fails it with a ``Counterexample`` (the trace and the verdict).
+
+    A rule is one move of the machine (the moves ``fuzz`` makes, among those the model's state
+    allows), after a swarm drawn once per example.  ``fuzz`` itself calls the moves from a plain
+    ``@given`` test, which spares Hypothesis's cost per rule (docs/generator.md); this form
+    trades that speed for the stateful API.  ``impl`` stays open for the class's lifetime.
+    """
+    config = config or FuzzConfig()
+    run = _Run(Guard(impl), params, config, features=impl.facts.features - config.without)
+    run.stats.iterations = params.iterations
+    make = _machine(run)
+
+    class TSDStateMachine(RuleBasedStateMachine):
+        """Operations on the implementation, each judged by the set-valued model."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.example = make()
+
+        @initialize(data=st.data())
+        def swarm(self, data: st.DataObject) -> None:
+            self.example.swarm(data)
+
+        @rule(data=st.data())
+        def move(self, data: st.DataObject) -> None:
+            """One move; none once the process has ended or the swarm leaves no move valid
+            (a state machine needs a rule it may always run)."""
+            example = self.example
+            valid = sorted(example.valid()) if example.running else []
+            if valid:
+                getattr(example, data.draw(st.sampled_from(valid), label="move"))()
+
+        def teardown(self) -> None:
+            self.example.teardown()
+
+    return TSDStateMachine
 
 
 def _database(database: str | ExampleDatabase | None) -> ExampleDatabase | None:
