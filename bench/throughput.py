@@ -21,7 +21,7 @@ import time
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 
-from tsdcheck.checker.fuzz import FuzzConfig, fuzz
+from tsdcheck.checker.fuzz import FuzzConfig, fuzz, state_machine
 from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.profiles import get_profile
 
@@ -44,6 +44,40 @@ def measure(impl_name: str, examples: int, steps: int, dry: bool = False) -> tup
     return result.stats.steps, result.stats.seconds, finding
 
 
+def _stateful(examples: int, steps: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        derandomize=True,
+    )
+
+
+def rule_based(impl_name: str, examples: int, steps: int) -> tuple[int, float, str]:
+    """Steps and seconds of the same moves as a ``RuleBasedStateMachine`` (``state_machine``,
+    the form for one's own suite), a move a rule."""
+    impl = make_impl(impl_name)
+    done = [0]
+    try:
+        facts = impl.facts
+        params = get_profile("default").params(facts.iterations, facts.keys_limit)
+
+        class Counted(state_machine(impl, params, FuzzConfig(without=WITHOUT))):  # type: ignore[misc]
+            def teardown(self) -> None:
+                done[0] += len(self.example.trace)
+                super().teardown()
+
+        start = time.perf_counter()
+        run_state_machine_as_test(Counted, settings=_stateful(examples, steps))
+        return done[0], time.perf_counter() - start, ""
+    finally:
+        impl.close()
+
+
 def idle_machine(examples: int, steps: int) -> tuple[int, float, str]:
     """Steps and seconds of a state machine with two rules that do nothing."""
     done = [0]
@@ -57,18 +91,8 @@ def idle_machine(examples: int, steps: int) -> tuple[int, float, str]:
         def other(self) -> None:
             done[0] += 1
 
-    opts = settings(
-        max_examples=examples,
-        stateful_step_count=steps,
-        deadline=None,
-        database=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.quiet,
-        derandomize=True,
-    )
     start = time.perf_counter()
-    run_state_machine_as_test(Idle, settings=opts)
+    run_state_machine_as_test(Idle, settings=_stateful(examples, steps))
     return done[0], time.perf_counter() - start, ""
 
 
@@ -84,6 +108,7 @@ def main() -> None:
         ("dry machine", *measure("glibc", args.examples, args.steps, dry=True)),
     ]
     rows += [(f"--impl {name}", *measure(name, args.examples, args.steps)) for name in ("model", "glibc")]
+    rows.append(("glibc, rule-based", *rule_based("glibc", args.examples, args.steps)))
     top = rows[0][1] / rows[0][2]
     print(f"{'':18} {'steps':>8} {'seconds':>8} {'steps/s':>9} {'of no-op':>9}")
     for name, n, secs, _ in rows:

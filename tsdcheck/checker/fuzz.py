@@ -331,6 +331,8 @@ class Machine(Protocol):
 
     def valid(self) -> set[str]: ...
 
+    def move(self, valid: set[str]) -> None: ...
+
     @property
     def running(self) -> bool: ...
 
@@ -553,12 +555,17 @@ def _machine(run: _Run) -> Callable[[], Machine]:
                     cd.stop_span()
                     return
                 self.moves_left -= 1
-                name = MOVES[self.ch.below(len(MOVES))]
-                if name not in valid:
-                    ordered = [n for n in MOVES if n in valid]
-                    name = ordered[self.ch.below(len(ordered))]
-                getattr(self, name)()
+                self.move(valid)
                 cd.stop_span()
+
+        def move(self, valid: set[str]) -> None:
+            """One move among ``valid``: its first choice names a move of ``MOVES``; one not valid
+            gives way to one drawn among those valid."""
+            name = MOVES[self.ch.below(len(MOVES))]
+            if name not in valid:
+                ordered = [n for n in MOVES if n in valid]
+                name = ordered[self.ch.below(len(ordered))]
+            getattr(self, name)()
 
         # --- moves: each one or a few operations ----------------------------------------------
 
@@ -823,14 +830,14 @@ def state_machine(
         def swarm(self, data: st.DataObject) -> None:
             self.example.swarm(data)
 
-        @rule(data=st.data())
-        def move(self, data: st.DataObject) -> None:
-            """One move; none once the process has ended or the swarm leaves no move valid
-            (a state machine needs a rule it may always run)."""
+        @rule()
+        def move(self) -> None:
+            """One move, drawn as ``fuzz`` draws it; none once the process has ended or the swarm
+            leaves no move valid (a state machine needs a rule it may always run)."""
             example = self.example
-            valid = sorted(example.valid()) if example.running else []
+            valid = example.valid() if example.running else set()
             if valid:
-                getattr(example, data.draw(st.sampled_from(valid), label="move"))()
+                example.move(valid)
 
         def teardown(self) -> None:
             self.example.teardown()
