@@ -418,6 +418,19 @@ class _Logged:
     def facts(self) -> Facts:
         return self.inner.facts
 
+    # The C driver's timeout, which shrinking lowers (``guard.Timed``), seen through the log.
+    @property
+    def timeout(self) -> float:
+        return self.inner.timeout  # type: ignore[attr-defined,no-any-return]
+
+    @timeout.setter
+    def timeout(self, seconds: float) -> None:
+        self.inner.timeout = seconds  # type: ignore[attr-defined]
+
+    @property
+    def slowest_step(self) -> float:
+        return self.inner.slowest_step  # type: ignore[attr-defined,no-any-return]
+
     def session(self) -> Session:
         s = self.inner.session()
         return _LoggedPipe(s, self.log) if isinstance(s, Pipelined) else _LoggedSession(s, self.log)
