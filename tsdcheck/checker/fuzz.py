@@ -113,6 +113,11 @@ MOVES = (
 """The moves in the order Hypothesis sorted the rules they once were (by number of
 arguments, then name): a choice of 0 picks the first valid one, as it did then.  Hypothesis
 completes many novel prefixes with its simplest choices, so the order shapes traces."""
+REDRAWS = 2
+"""Draws of a move before falling back to one among the valid moves."""
+RETURNS = 3 / 4
+"""How often an end of the process is a return from main where one is well formed: main often
+holds cleanup handlers (then only exit() is), so a fair coin would make returns rare."""
 MOVE_LABEL = 0x7473_6463_6D6F_7665
 """Hypothesis span label of one move, so the shrinker can delete moves one by one."""
 
@@ -542,9 +547,7 @@ def _machine(run: _Run) -> Callable[[], Machine]:
             """Make the example's moves, until it has made them all or the process has ended.
             Each move is a span of its own, which the shrinker can delete whole; its first
             choice names a move of ``MOVES``, so that deleting an earlier move leaves the meaning
-            of later ones alone (an index among the moves valid now would shift).  One switched
-            off or not valid now gives way to one drawn among those valid, as Hypothesis's filter
-            over a state machine's rules does: every valid move is as likely."""
+            of later ones alone (an index among the moves valid now would shift); see ``move``."""
             cd = self.ch.cd
             while self.moves_left > 0 and self.running:
                 valid = self.valid()
@@ -559,9 +562,17 @@ def _machine(run: _Run) -> Callable[[], Machine]:
                 cd.stop_span()
 
         def move(self, valid: set[str]) -> None:
-            """One move among ``valid``: its first choice names a move of ``MOVES``; one not valid
-            gives way to one drawn among those valid."""
+            """One move among ``valid``: its first choice names a move of ``MOVES``.  One not valid
+            is drawn again, up to ``REDRAWS`` times (as Hypothesis's filter over a state machine's
+            rules does), then gives way to one drawn among those valid.  A single fallback draw
+            would hand the mass of every invalid first choice to the moves at the ends of the
+            valid list, which Hypothesis's integer draws favour (fork, a move that mostly does
+            nothing, made a fifth of all moves)."""
             name = MOVES[self.ch.below(len(MOVES))]
+            for _ in range(REDRAWS):
+                if name in valid:
+                    break
+                name = MOVES[self.ch.below(len(MOVES))]
             if name not in valid:
                 ordered = [n for n in MOVES if n in valid]
                 name = ordered[self.ch.below(len(ordered))]
@@ -690,10 +701,11 @@ def _machine(run: _Run) -> Callable[[], Machine]:
                 self.do(Fork(self.pick_thread()))
 
         def end(self) -> None:
-            """End the process (rarely: nothing can follow)."""
-            how = "return" if self.ch.coin() else "exit"
-            if self.ch.rarely() and well_formed(self.state, End(how)):  # a return needs main, no handlers
-                self.do(End(how))
+            """End the process (rarely: nothing can follow): ``exit()``, or a return from main
+            where one is well formed (main runs, no cleanup handler pushed)."""
+            if self.ch.rarely():
+                ret = well_formed(self.state, End("return")) and self.ch.coin(RETURNS)
+                self.do(End("return" if ret else "exit"))
 
         def fill(self) -> None:
             before = set(self.state.live)
