@@ -18,7 +18,7 @@ def test_the_readme_has_the_two_commands_and_ci_runs_the_second():
     commands = [line.split("#")[0].strip() for line in block.splitlines()]
     assert len(commands) == 2 and commands[0].startswith("./setup.sh && ")
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
-    assert len(readme.splitlines()) <= 160
+    assert len(readme.splitlines()) <= 190  # set-up, own library, a counterexample, races, links
 
 
 def test_every_link_of_the_readme_and_docs_stays_in_the_repository_and_resolves():
