@@ -104,3 +104,26 @@ def test_a_value_passed_on_by_a_destructor_is_given_to_the_last_key_at_once():
         "create k0 dtor=[reset v1 x5] -> 0 key=0",
         "set t1 k0 v1 -> 0",
     ]
+
+
+def test_a_delete_made_by_a_destructor_comes_out_of_its_thread():
+    # The stale value shows after a key deleted inside t1's destructor; the same delete at the
+    # top level shows it too, and then t1 (its spawn, its value, its exit) can go.
+    impl = PyRef(STALE)
+    trace = rejected(
+        impl,
+        [
+            "spawn t1",
+            "create k0 dtor=[del k0]",
+            "set t0 k0 v4",
+            "set t1 k0 v1",
+            "exit t1",
+            "create k1 dtor=none",
+            "get t0 k1",
+        ],
+    )
+    assert len(trace) == 7
+    out = minimize(impl, trace, PARAMS)
+    assert out is not None
+    shorter, _ = out
+    assert [type(op).__name__ for op, _ in shorter] == ["Create", "SetValue", "Delete", "Create", "GetValue"]

@@ -26,9 +26,13 @@ from tsdcheck.checker.oracle import Kind, Oracle, Verdict
 from tsdcheck.drivers.base import Implementation
 from tsdcheck.model.ops import (
     OK,
+    Cancel,
+    Code,
     Create,
     Delete,
     DeleteKey,
+    DeleteSeen,
+    Exit,
     Exited,
     Filled,
     GetValue,
@@ -152,9 +156,10 @@ def minimize(
         return None
     hang_found = hangs(best[0])
     attempts = 0
+    stuck = False
     while attempts < budget:
         choice: tuple[tuple[int, int, bool], tuple[list[tuple[Op, Obs]], Verdict]] | None = None
-        for candidate in _candidates(best[0]):
+        for candidate in _candidates(best[0]) if not stuck else _deletes_brought_out(best[0]):
             if attempts >= budget or (deadline is not None and time.monotonic() > deadline):
                 attempts = budget
                 break
@@ -171,8 +176,11 @@ def minimize(
                 if hang_found:
                     break
         if choice is None:
-            break
-        best = choice[1]
+            if stuck:
+                break
+            stuck = True  # a last resort, tried only where the other moves end: it rewrites more
+            continue
+        best, stuck = choice[1], False
     return best
 
 
@@ -200,6 +208,27 @@ def _candidates(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
                 shorter = replace(op, dtor=op.dtor[:j] + op.dtor[j + 1 :])
                 yield [*steps[:i], (shorter, obs), *steps[i + 1 :]]
     yield from _redirected(steps)
+
+
+def _deletes_brought_out(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
+    """A thread whose only part is to delete keys in its destructors, gone: its end becomes
+    the deletes themselves, at the top level, and its spawn and its other steps go.  (A stale
+    value in a slot reused after a delete shows as well after a plain delete.)  Tried once the
+    other candidates shorten nothing: taken greedily earlier, it can lead to a longer end."""
+    for i, (op, obs) in enumerate(steps):
+        if not isinstance(op, (Exit, Cancel)) or not isinstance(obs, Exited):
+            continue
+        deleted = [e.key for c in obs.calls for e in c.effects if isinstance(e, DeleteSeen) and e.rc == OK]
+        if not deleted:
+            continue
+        t = op.thread
+        kept: list[tuple[Op, Obs]] = []
+        for j, (other, seen) in enumerate(steps):
+            if j == i:
+                kept += [(Delete(k), Code(OK)) for k in deleted]
+            elif not (isinstance(other, Spawn) and other.thread == t) and getattr(other, "thread", None) != t:
+                kept.append((other, seen))
+        yield kept
 
 
 def _redirected(steps: list[tuple[Op, Obs]]) -> Iterator[list[tuple[Op, Obs]]]:
