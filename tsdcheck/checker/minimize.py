@@ -19,7 +19,7 @@ not taken: a step that does not answer in time may only mean a loaded machine.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from tsdcheck.checker.oracle import Kind, Oracle, Verdict
@@ -86,9 +86,10 @@ def _implicit_keys(obs: Obs | None, first: int) -> list[int]:
 
 
 def run_renamed(
-    impl: Implementation, steps: list[tuple[Op, Obs]], params: Params
+    impl: Implementation, steps: Sequence[tuple[Op, Obs | None]], params: Params
 ) -> tuple[list[tuple[Op, Obs]], Verdict] | None:
-    """Run the operations of ``steps`` with keys renamed in creation order.
+    """Run the operations of ``steps`` with keys renamed in creation order (observations, where
+    given, name the keys a step made implicitly).
 
     Keys made implicitly (fill, ``new`` in a destructor) are paired with the original run's in
     order.  Returns None when an operation is not well formed or undefined in the shorter trace
@@ -120,7 +121,7 @@ def run_renamed(
     return trace, Verdict("accepted")
 
 
-def _old_next_key(steps: list[tuple[Op, Obs]], i: int) -> int:
+def _old_next_key(steps: Sequence[tuple[Op, Obs | None]], i: int) -> int:
     """The next key name before ``steps[i]`` in the original trace."""
     nxt = 0
     for op, obs in steps[:i]:

@@ -9,14 +9,10 @@ that sequential trace fails too, the failure is the sequential bug's.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from tsdcheck.checker.oracle import Oracle
+from tsdcheck.checker.minimize import run_renamed
 from tsdcheck.checker.parallel import CaseRun, ParallelCase
-from tsdcheck.checker.replay import undefined_use
 from tsdcheck.drivers.base import Implementation
-from tsdcheck.model.ops import Create, Delete, DeleteKey, Fork, GetValue, Op, SetKey, SetValue
-from tsdcheck.model.semantics import TraceError
+from tsdcheck.model.ops import Fork, Op
 from tsdcheck.model.state import Params
 
 SEQUENTIAL_TRIES = 20
@@ -74,50 +70,7 @@ def _fails(impl: Implementation, ops: list[Op], params: Params, tries: int) -> b
 
 def _run_once(impl: Implementation, ops: list[Op], params: Params) -> str:
     """Run ``ops`` in a fresh session and judge them step by step: "accepted", "rejected", or
-    "undefined" (reached undefined behaviour, or not a well-formed trace).
-
-    Keys are named in creation order in a sequential trace; a block's keys were named before
-    it ran, in lane order, so each is renamed to the name the model gives it when its create
-    comes (keys made by destructors in between are counted by the model)."""
-    oracle = Oracle(params)
-    names: dict[int, int] = {}
-    session = impl.session()
-    try:
-        for op in ops:
-            op = _renamed(op, names)
-            if isinstance(op, Create):
-                names[op.key] = oracle.states[0].next_key
-                op = Create(names[op.key], op.dtor)
-            if undefined_use(oracle.states[0], op):
-                return "undefined"
-            obs = session.run(op)
-            try:
-                r = oracle.judge(op, obs)
-            except TraceError:
-                return "undefined"
-            if r.undefined:
-                return "undefined"
-            if not r.accepted:
-                return "rejected"
-    finally:
-        session.close()
-    return "accepted"
-
-
-def _renamed(op: Op, names: dict[int, int]) -> Op:
-    """``op`` with the keys it names (not a create's own key) renamed by ``names``."""
-    match op:
-        case Create(k, dtor) if dtor is not None:
-            return Create(
-                k,
-                tuple(
-                    replace(i, key=names.get(i.key, i.key)) if isinstance(i, (SetKey, DeleteKey)) else i for i in dtor
-                ),
-            )
-        case Delete(k):
-            return Delete(names.get(k, k))
-        case SetValue(t, k, v):
-            return SetValue(t, names.get(k, k), v)
-        case GetValue(t, k):
-            return GetValue(t, names.get(k, k))
-    return op
+    "undefined" (reached undefined behaviour, or not a well-formed trace).  A block's keys were
+    named before it ran, in lane order; ``run_renamed`` names them in creation order."""
+    out = run_renamed(impl, [(op, None) for op in ops], params)
+    return "undefined" if out is None else out[1].kind
