@@ -633,13 +633,16 @@ def _machine(run: _Run) -> Callable[[], Machine]:
             body += (CancelSelf(),) if self.cancel_in_dtor and v % 2 == 0 else ()  # no choice of its own
             self.do(Create(a, None))
             self.do(Create(a + 1, (GetOwn(), *body)))
-            if a + 1 not in self.state.live:
+            give = SetValue(t, a + 1, v)
+            if not well_formed(self.state, give):  # the create was refused at the key limit
                 return
-            self.do(SetValue(t, a + 1, v))
+            self.do(give)
             if how == 1 and self.can("cancel"):
                 self.do(Cancel(t, self.ch.coin()))
-            elif not self.state.handlers(t):
-                self.do(Exit(t, PTHREAD_EXIT if how == 2 and self.can("pthread_exit") else RETURN))
+                return
+            ending = Exit(t, PTHREAD_EXIT if how == 2 and self.can("pthread_exit") else RETURN)
+            if well_formed(self.state, ending):  # not a return with cleanup handlers pushed
+                self.do(ending)
 
         def delete(self) -> None:
             self.do(Delete(self.pick_key()))

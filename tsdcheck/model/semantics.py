@@ -10,6 +10,8 @@ the cleanup handlers, join status and process end around it.
 
 from __future__ import annotations
 
+from typing import assert_never
+
 from tsdcheck.model.exitloop import check_exit, exit_outcomes
 from tsdcheck.model.ops import (
     CANCELED,
@@ -230,13 +232,20 @@ def exit_start(state: State, op: Exit | Cancel, obs: Obs, params: Params) -> Res
     places an exit's destructor calls one by one among other threads' operations): the checks
     ``step`` makes of any call, then those of the end before its destructor loop; accepted with
     the state the loop starts from."""
-    wrong = misuse(state, op)
-    if wrong is not None and not wrong.undefined:
-        raise TraceError(wrong.reason)
-    unsafe = async_signal_unsafe_in_child(state, op, params) or (wrong.reason if wrong else None)
+    unsafe = undefined_reason(state, op, params)
     if unsafe:
         return Result(undefined=unsafe)
     return _exit_begins(state, op, op.thread, obs)
+
+
+def undefined_reason(state: State, op: Op, params: Params) -> str | None:
+    """Why ``op``'s behaviour is undefined in ``state`` (``wellformed.misuse``, or a call the
+    profile leaves undefined in a fork's child), or None when it is defined; raises TraceError
+    when the step is ill formed.  For planners that decide, before running it, whether a step runs."""
+    wrong = misuse(state, op)
+    if wrong is not None and not wrong.undefined:
+        raise TraceError(wrong.reason)
+    return async_signal_unsafe_in_child(state, op, params) or (wrong.reason if wrong else None)
 
 
 def _exit_begins(state: State, op: Exit | Cancel, t: int, obs: Obs) -> Result:
@@ -378,16 +387,17 @@ def some_outcome(state: State, op: Op, params: Params) -> tuple[Obs, State] | No
 def outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
     """The allowed observations of ``op`` in ``state`` (raw key values left None).
 
-    Undefined behaviour has no outcomes here; ``step`` reports it.
+    An operation that may not run here (``wellformed.misuse``: ill formed, or undefined) has
+    none, nor has a call whose behaviour the profile leaves undefined; ``step`` reports both.
     """
-    if async_signal_unsafe_in_child(state, op, params):
+    if misuse(state, op) is not None or async_signal_unsafe_in_child(state, op, params):
         return []
     match op:
         case Exit() | Cancel():
             return _exit_outcomes(state, op, params, limit=10_000)
         case Push(t, h):
             return [(Code(OK), state.with_handlers(t, (*state.handlers(t), h)))]
-        case Pop(t, execute) if state.handlers(t):
+        case Pop(t, execute):
             stack = state.handlers(t)
             return [(Ran((stack[-1],) if execute else ()), state.with_handlers(t, stack[:-1]))]
         case Fork(t):
@@ -406,12 +416,12 @@ def outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
             first = state.next_key
             state = state.with_keys([(first + i, None, None) for i in range(room)])
             return [(Filled((0,) * room, EAGAIN), state.with_next_key(first + room + 1))]
-        case GetValue(t, k) if k in state.live:
+        case GetValue(t, k):
             return [(Got(state.value(t, k)), state)]
         case Spawn(t, detached):
             return [(Code(OK), state.with_thread(t, detached))]
-        case Delete(k) if k in state.live:
+        case Delete(k):
             return [(Code(OK), state.without_key(k))]
-        case SetValue(t, k, v) if k in state.live:
+        case SetValue(t, k, v):
             return [(Code(OK), state.with_value(t, k, v))]
-    return []
+    assert_never(op)

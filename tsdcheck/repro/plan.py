@@ -31,10 +31,8 @@ from tsdcheck.model.ops import (
     EAGAIN,
     MAIN_THREAD,
     NULL,
-    OK,
     RETURNED,
     Cancel,
-    Code,
     Create,
     Delete,
     End,
@@ -50,7 +48,7 @@ from tsdcheck.model.ops import (
     SetValue,
     Spawn,
 )
-from tsdcheck.model.semantics import TraceError, outcomes, step
+from tsdcheck.model.semantics import TraceError, outcomes, undefined_reason
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import TraceFile, fmt_op
 from tsdcheck.properties import BY_ID, violations
@@ -254,11 +252,6 @@ def _block_sched(block: Parallel, alive: list[int], detached: set[int]) -> Block
 # --- the automaton ---------------------------------------------------------------------------
 
 
-def _undefined(state: State, op: Op, params: Params) -> str | None:
-    """Why ``op`` is undefined in ``state`` (None when it is defined)."""
-    return step(state, op, Code(OK), params).undefined
-
-
 def _outcomes(state: State, op: Op, params: Params) -> list[tuple[Obs, State]]:
     allowed = outcomes(state, op, params)
     if isinstance(op, (Exit, Cancel)) and len(allowed) >= MAX_EXIT_OUTCOMES:
@@ -314,7 +307,7 @@ class _Builder:
         op = sched.op
         groups: dict[str, list[State]] = {}
         for s in states:
-            why = _undefined(s, op, self.params)
+            why = undefined_reason(s, op, self.params)
             if why:
                 node.stop = f"undefined behaviour reached at step {node.step + 1} ({fmt_op(op)}): {why}"
                 node.undefined = True
@@ -379,7 +372,7 @@ def _moves(
             # The lane's own create of this key failed: the lane stops (its thread never uses it).
             yield _Move(_moved(pos, li, len(lane)), state=state, failed=failed)
             continue
-        why = _undefined(_for_op(state, lo.op), lo.op, params)
+        why = undefined_reason(_for_op(state, lo.op), lo.op, params)
         if why:
             yield _Move(pos, i, undefined=why)
             continue
