@@ -143,6 +143,16 @@ def test_reused_slot_must_read_null_and_live_keys_must_differ():
     assert judge("create k0 dtor=none -> 0 key=7\ncreate k1 dtor=none -> 0 key=7\n").kind == "rejected"
 
 
+def test_a_hand_written_trace_may_leave_key_values_out():
+    """``create k0 -> 0`` without ``key=``: the value is unknown, so it is compared with nothing,
+    and the trace is judged on what it does show."""
+    base = "spawn t1 -> 0\ncreate k0 dtor=[get] -> 0\nset t1 k0 v1 -> 0\nexit t1 -> 1 calls\n"
+    assert judge(base + "  k0(v1): get=NULL\n").kind == "accepted"
+    wrong = judge(base + "  k0(v2): get=NULL\n")
+    assert (wrong.kind, wrong.prop) == ("rejected", "dtor-arg-is-value")
+    assert judge("create k0 dtor=none -> 0\ncreate k1 dtor=none -> 0 key=7\n", DEC).kind == "accepted"
+
+
 def test_dec_forbids_key_reuse_posix_allows_it():
     trace = "create k0 dtor=none -> 0 key=7\ndelete k0 -> 0\ncreate k1 dtor=none -> 0 key=7\n"
     assert judge(trace).kind == "accepted"

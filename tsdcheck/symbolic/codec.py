@@ -368,10 +368,11 @@ def _effect_matches(instr: object, seen: Effect, o: Outputs, j: int, e: Encoding
                 return z3.And(named, z3.Not(o.new_ok[j]), z3.Not(nomem))
             if rc == ENOMEM and raw is None:  # no key made
                 return z3.And(named, z3.Not(o.new_ok[j]), nomem)
-            if rc not in (OK, ENOMEM) or raw is None or not 0 <= k2 < e.bounds.keys:
+            if rc not in (OK, ENOMEM) or not 0 <= k2 < e.bounds.keys:
                 return z3.BoolVal(False)
-            # Made; with ENOMEM, its value then failed to set.
-            return z3.And(named, o.new_ok[j], nomem == (rc == ENOMEM), e.g.raw[k2] == raw)
+            # Made; with ENOMEM, its value then failed to set.  A value not shown is unknown.
+            made = z3.And(named, o.new_ok[j], nomem == (rc == ENOMEM))
+            return made if raw is None else z3.And(made, e.g.raw[k2] == raw)
         case CancelSelf(), CancelSeen(acted):
             return o.acted[j] == acted
     return z3.BoolVal(False)
@@ -469,8 +470,8 @@ def encode(trace: list[tuple[Op, Obs]], unrolling: Unrolling) -> bool:
                 _, o = u.step(CREATE, 0, k)
                 u.program(k, dtor)
                 programs[k] = dtor
-                if rc == OK and raw is not None:
-                    u.s.add(o.ok, e.g.raw[k] == raw)
+                if rc == OK:  # a value the trace does not show is unknown
+                    u.s.add(o.ok, *([] if raw is None else [e.g.raw[k] == raw]))
                 elif rc in (EAGAIN, ENOMEM):
                     u.s.add(z3.Not(o.ok), o.nomem == (rc == ENOMEM))
                 else:
