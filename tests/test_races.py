@@ -69,10 +69,13 @@ def test_fuzz_finds_a_race_names_it_with_its_rate_and_saves_the_shrunk_case(tmp_
     assert main([*args, "--without", "races"]) == 0  # the race is all there is to find
 
 
-def test_the_c_driver_runs_a_block_on_real_threads_and_stamps_it():
-    impl = make_impl("glibc")
+@pytest.mark.parametrize(("name", "profile"), [("glibc", "glibc"), ("glibc-c11", "c11")])
+def test_the_c_driver_runs_a_block_on_real_threads_and_stamps_it(name, profile):
+    """With POSIX keys, and with C11's tss_* and thrd_* (the same block code)."""
+    impl = make_impl(name)
     try:
-        params = get_profile("glibc").params(impl.facts.iterations, impl.facts.keys_limit)
+        assert "races" in impl.facts.features
+        params = get_profile(profile).params(impl.facts.iterations, impl.facts.keys_limit)
         prefix = (Spawn(1), Spawn(2), Create(0, (*OBSERVE, NewKey(3))), SetValue(1, 0, 1), SetValue(2, 0, 2))
         lanes = (Lane(1, (Timed(Exit(1)),)), Lane(2, (Timed(GetValue(2, 0)), Timed(Exit(2)))))
         run = run_case(impl, ParallelCase(prefix, Parallel(lanes, jitter=1), (GetValue(0, 0),)), params, seed=3)

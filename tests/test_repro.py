@@ -264,6 +264,30 @@ def test_the_c11_api(tmp_path, libs, programs):
     assert run(exe).returncode == 0 and run(exe, libs["BASE"]).returncode == 0
 
 
+C11_BLOCK = """
+# impl: glibc-c11
+spawn t1
+spawn t2
+create k0 dtor=[get]
+set t1 k0 v1
+parallel jitter=1
+  t1: create k1 dtor=[get]
+  t1: set t1 k1 v2
+  t1: exit t1
+  t2: create k2 dtor=none
+  t2: get t2 k0
+end parallel
+get t0 k1
+"""
+
+
+def test_a_trace_of_a_c11_build_calls_tss_in_its_parallel_block_too(tmp_path, programs):
+    exe = programs(_write(tmp_path, "c11_block", C11_BLOCK))
+    assert "tss_create" in exe.with_suffix(".c").read_text()  # glibc-c11's API, without --api
+    r = run(exe, None, "-n", "100")
+    assert r.returncode == 0 and "rejected in 0 of 100 runs (0 reached" in r.stdout, r.stdout
+
+
 BROKEN_LIBRARY = r"""
 #define _GNU_SOURCE
 #include <dlfcn.h>

@@ -21,6 +21,11 @@ class Recipe:
     ldflags: tuple[str, ...] = ()
     cflags: tuple[str, ...] = ()
 
+    @property
+    def api(self) -> str:
+        """The key API the driver calls: ``c11`` (``tss_*``), ``pth`` or ``posix``."""
+        return "c11" if "-DTSD_C11" in self.cflags else "pth" if "-DTSD_PTH" in self.cflags else "posix"
+
 
 RECIPES: dict[str, Recipe] = {
     "glibc": Recipe(()),

@@ -149,8 +149,10 @@ static int thread_join(thrd_t t, int *canceled) {
 }
 static void thread_exit(void) { thrd_exit(0); }
 static thrd_t thread_self(void) { return thrd_current(); }
+static int thread_equal(thrd_t a, thrd_t b) { return thrd_equal(a, b); }
 static int thread_detach(thrd_t t) { return thrd_detach(t) == thrd_success ? 0 : EINVAL; }
-#define FEATURES "xdmfe"
+#define HAVE_PARALLEL 1
+#define FEATURES "xdmfep"
 #else
 typedef pthread_key_t key_type;
 typedef pthread_t thread_type;
@@ -168,6 +170,7 @@ static int thread_join(pthread_t t, int *canceled) {
 }
 static void thread_exit(void) { pthread_exit(NULL); }
 static pthread_t thread_self(void) { return pthread_self(); }
+static int thread_equal(pthread_t a, pthread_t b) { return pthread_equal(a, b); }
 static int thread_detach(pthread_t t) { return pthread_detach(t); }
 #define HAVE_CANCEL 1
 #define HAVE_PARALLEL 1
@@ -709,9 +712,9 @@ static int next_event(void) { return __atomic_fetch_add(&event_clock, 1, __ATOMI
 
 /* The trace thread calling (a destructor runs in the exiting thread, not the serving one). */
 static int thread_index(void) {
-    pthread_t me = pthread_self();
+    thread_type me = thread_self();
     for (int i = 1; i < MAX_THREADS; i++)
-        if (workers[i].running && pthread_equal(workers[i].thread, me)) return i;
+        if (workers[i].running && thread_equal(workers[i].thread, me)) return i;
     return current;
 }
 

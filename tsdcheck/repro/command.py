@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from tsdcheck.drivers.registry import RECIPES
 from tsdcheck.model.profiles import get_profile, load_profiles
 from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, decode_trace, parse_trace
 from tsdcheck.repro.emit_c import render
@@ -41,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     r.add_argument(
         "--api",
         choices=("posix", "c11"),
-        help="key API the program calls: pthread_key_* or C11 tss_* (default: c11 for traces of --impl c11)",
+        help="key API the program calls: pthread_key_* or C11 tss_* (default: c11 for glibc-c11 and musl-c11 traces)",
     )
     r.add_argument("--runs", type=int, help="default runs of the program (default: 1, or 200 with a parallel block)")
 
@@ -83,10 +84,14 @@ def build(tf: TraceFile, text: str, title: str, args: argparse.Namespace) -> tup
     plan = with_dependence(tf, params, profile.name)
     plan.keys_max = keys_max
     plan.profile_iterations_from_impl = profile.iterations is None
-    api = args.api or ("c11" if tf.meta.get("impl") == "c11" else "posix")
-    if api == "c11" and plan.parallel:
-        raise PlanError("parallel blocks run with the POSIX API only (use --api posix)")
+    api = args.api or _api_of(tf.meta.get("impl"))
     return plan, render(plan, text, title, api, args.runs)
+
+
+def _api_of(impl: str | None) -> str:
+    """The key API of the implementation a trace names: C11's for ``glibc-c11`` and ``musl-c11``."""
+    recipe = RECIPES.get(impl or "")
+    return "c11" if recipe is not None and recipe.api == "c11" else "posix"
 
 
 def run(args: argparse.Namespace) -> int:
