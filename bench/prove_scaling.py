@@ -46,9 +46,8 @@ from tsdcheck.model.ops import (
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.semantics import outcomes
 from tsdcheck.model.state import Params, State
-from tsdcheck.properties.catalog import CATALOG
 from tsdcheck.symbolic.encoding import Encoding
-from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.formulas import provable
 from tsdcheck.symbolic.prove import Prover, prove_profile
 from tsdcheck.symbolic.results import Outcome
 from tsdcheck.symbolic.solver import z3_version
@@ -73,7 +72,7 @@ def _summary(outcomes: Iterable[Outcome]) -> str:
 def strengthened_bmc(bounds: Bounds, depth: int, cap: float) -> tuple[float, str]:
     """Seconds and outcomes of BMC to ``depth`` with the invariants on every frame."""
     start = time.perf_counter()
-    checks = {p.id: PARAMS for p in CATALOG if p.id in FORMULAS and p.applies(PROFILE.name)}
+    checks = dict.fromkeys(provable(PROFILE.name), PARAMS)
 
     def stop_at_cap(line: str) -> None:
         if time.perf_counter() - start > cap:

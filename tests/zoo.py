@@ -29,9 +29,9 @@ from tsdcheck.drivers.registry import make_impl
 from tsdcheck.model.ops import Create, Delete, DeleteKey, Fill, GetValue, Obs, Op, Parallel, SetKey, SetValue
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.state import Params
-from tsdcheck.properties import CATALOG, violations
+from tsdcheck.properties import Property, violations
 from tsdcheck.symbolic.encoding import Encoding
-from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.formulas import FORMULAS, provable
 from tsdcheck.symbolic.unrolling import Goal, Unrolling, earliest
 from tsdcheck.symbolic.variant import MUTATIONS, Bounds
 from tsdcheck.symbolic.variant import Variant as Z3Variant
@@ -552,7 +552,7 @@ def z3_suite(
     bounds = bounds or Bounds()
     params = reading(profile, facts)
     small = replace(params, keys_limit=2)
-    checks = [p.id for p in CATALOG if p.id in FORMULAS and p.applies(profile)]
+    checks = provable(profile)
     suite: dict[tuple[Op, ...], str] = {}
     for rule in rules:
         limited = rule.startswith("eagain")
@@ -562,15 +562,15 @@ def z3_suite(
             ops = tuple(op for op, _ in trace)
             ops = _lifted(ops, small.keys_limit, params.keys_limit) if limited else ops
             suite.setdefault(ops, name)
-    goals = {f"reach:{pid}": _reach(FORMULAS[pid]) for pid in checks if reach}
+    goals = {f"reach:{p.id}": _reach(FORMULAS[p]) for p in checks if reach}
     for name, trace in _bmc(Encoding(bounds, Z3Variant(params)), goals, params, depth).items():
         suite.setdefault(tuple(op for op, _ in trace), name)
     return [Z3Trace(name, ops) for ops, name in suite.items()]
 
 
-def _breaks(checks: Sequence[str]) -> Goal:
+def _breaks(checks: Sequence[Property]) -> Goal:
     """A step that breaks one of the properties ``checks``."""
-    return lambda view: z3.Or([z3.Not(FORMULAS[pid](view)) for pid in checks])
+    return lambda view: z3.Or([z3.Not(FORMULAS[p](view)) for p in checks])
 
 
 def _reach(formula: Goal) -> Goal:

@@ -42,7 +42,7 @@ from tsdcheck.drivers.registry import NAMES, check_preload, make_impl
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, TraceSyntaxError, decode_trace, format_trace, parse_trace
-from tsdcheck.properties.catalog import BY_ID, CATALOG
+from tsdcheck.properties.catalog import CATALOG, UnknownProperty
 from tsdcheck.properties.traceability import ROWS
 from tsdcheck.repro.command import add_parser as add_repro_parser
 from tsdcheck.repro.command import run as repro_command
@@ -639,6 +639,7 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
 
 
 def _prove(args: argparse.Namespace, console: Console) -> int:
+    from tsdcheck.symbolic.formulas import NotProvable, with_formulas
     from tsdcheck.symbolic.prove import prove_profile, write_smtlib
     from tsdcheck.symbolic.solver import z3_version
 
@@ -648,9 +649,10 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
         return 0
     if args.depth < 1 or args.iterations < 1 or args.keys_max < 0 or args.rlimit < 0:
         raise UsageError("--depth and --iterations must be at least 1, --keys-max and --rlimit at least 0")
-    unknown = sorted(set(args.property or ()) - set(BY_ID))
-    if unknown:
-        raise UsageError(f"unknown property {unknown[0]!r} (see tsdcheck properties)")
+    try:
+        wanted = with_formulas(args.property or ())
+    except (UnknownProperty, NotProvable) as e:
+        raise UsageError(str(e)) from e
     try:
         bounds = Bounds(args.keys, args.threads, args.values, args.body, args.handlers)
     except ValueError as e:
@@ -676,7 +678,7 @@ def _prove(args: argparse.Namespace, console: Console) -> int:
             params,
             bounds,
             args.depth,
-            args.property,
+            wanted,
             frozenset(args.mutations),
             cross_check=args.cross_check,
             progress=progress(name),

@@ -255,6 +255,19 @@ CATALOG: tuple[Property, ...] = (
 BY_ID = {p.id: p for p in CATALOG}
 
 
+class UnknownProperty(ValueError):
+    """An id that names no property of the catalog (from a command line or an API call)."""
+
+
+def lookup(pid: str) -> Property:
+    """The property ``pid`` names: ids are parsed here, at the edge, and Property objects are
+    passed on, so a misspelt id is an error listing the known ones, not a property left out."""
+    try:
+        return BY_ID[pid]
+    except KeyError:
+        raise UnknownProperty(f"unknown property {pid!r} (known: {', '.join(BY_ID)})") from None
+
+
 def cite(prop: str) -> str:
     """``prop`` with where it comes from, for a rejection: 'breaks ID (SOURCE: "QUOTE")'."""
     p = BY_ID[prop]

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tsdcheck.properties.catalog import CATALOG
+from tsdcheck.properties.catalog import Property
 from tsdcheck.review.witness import Reading
-from tsdcheck.symbolic.formulas import FORMULAS
+from tsdcheck.symbolic.formulas import provable
 from tsdcheck.symbolic.sanity import entailments, reachability
 from tsdcheck.symbolic.search import Found
 from tsdcheck.symbolic.variant import Bounds
@@ -29,22 +29,23 @@ class ProfileSanity:
     """Target name -> the shortest trace reaching it."""
     unreached: list[str] = field(default_factory=list)
     no_antecedent: list[str] = field(default_factory=list)
-    """Properties without an implication: they constrain every step."""
+    """Ids of the properties without an implication: they constrain every step."""
     by_invariants: list[str] = field(default_factory=list)
-    """Properties that follow from the invariants alone."""
+    """Ids of the properties that follow from the invariants alone."""
     implied: dict[str, list[str]] = field(default_factory=dict)
-    """Property -> the properties it follows from (each alone)."""
+    """Property id -> the ids of the properties it follows from (each alone)."""
     lemmas: list[str] = field(default_factory=list)
 
 
-def applicable(reading: Reading) -> list[str]:
-    """Catalog properties with a Z3 formula that apply under the reading's profile."""
-    profile = reading.profile or "posix"
-    return [p.id for p in CATALOG if p.id in FORMULAS and p.applies(profile)]
+def _ids(props: list[Property]) -> list[str]:
+    return [p.id for p in props]
 
 
 def check(reading: Reading, bounds: Bounds, depth: int) -> ProfileSanity:
-    pids = applicable(reading)
-    r = reachability(bounds, reading.params, pids, depth)
-    m = entailments(bounds, reading.params, pids)
-    return ProfileSanity(reading, depth, r.reached, r.unreached, r.no_antecedent, m.by_invariants, m.implied, m.lemmas)
+    """The sanity of one reading, with properties named by id (what the review prints)."""
+    props = provable(reading.profile or "posix")
+    r = reachability(bounds, reading.params, props, depth)
+    m = entailments(bounds, reading.params, props)
+    implied = {p.id: _ids(sources) for p, sources in m.implied.items()}
+    no_antecedent, by_invariants = _ids(r.no_antecedent), _ids(m.by_invariants)
+    return ProfileSanity(reading, depth, r.reached, r.unreached, no_antecedent, by_invariants, implied, m.lemmas)

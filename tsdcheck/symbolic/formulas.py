@@ -4,16 +4,22 @@ A formula says what must hold of one step of the Z3 encoding: its state before a
 operation, and what it let the application observe.  The formulas are written from the spec
 sentences with the *profile's* parameters, not from the encoding's rules, so a broken rule or a
 looser variant of the model shows up as a counterexample.
+
+The formulas are keyed by the catalog's Property objects: the table is checked against the
+catalog when this module is imported, so a property without a formula (and not marked observed
+only) or a formula for an id the catalog lacks is an error, not a property silently left out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import z3
 
 from tsdcheck.model.state import Params
+from tsdcheck.properties.catalog import BY_ID, CATALOG, Property, lookup
 from tsdcheck.symbolic.encoding import Encoding
 from tsdcheck.symbolic.frame import Action, Frame, Outputs, cell, distinct_raws, pick
 from tsdcheck.symbolic.vocab import (
@@ -231,7 +237,7 @@ def fork_child_replica(s: StepView) -> z3.BoolRef:
     return z3.Implies(s.is_(FORK), z3.And(*kept, *gone))
 
 
-FORMULAS: dict[str, Formula] = {
+_WRITTEN: dict[str, Formula] = {
     "dtor-sees-null": dtor_sees_null,
     "dtor-arg-is-value": dtor_arg_is_value,
     "no-dtor-for-null": no_dtor_for_null,
@@ -260,12 +266,60 @@ FORMULAS: dict[str, Formula] = {
     "fork-child-replica": fork_child_replica,
     "get-returns-own-value": get_returns_own_value,
 }
-"""Property id -> its Z3 formula; every id of the catalog has one but those in ``OBSERVED_ONLY``."""
+"""Property id -> its Z3 formula, as written; ``FORMULAS`` is the checked table."""
 
-OBSERVED_ONLY: dict[str, str] = {
+_UNWRITTEN: dict[str, str] = {
     "dtor-cancel-disabled": "the encoding has no cancelability state: its destructors run with it disabled",
     "dtor-calls-defined": "the encoding's destructor programs make no call that can fail",
     "delete-in-dtor": "the encoding's pthread_key_delete inside a destructor always succeeds",
 }
-"""Properties of what a library reports from inside a destructor, which the encoding fixes by
-construction: judged on observed traces (the model and the predicates), not proved."""
+"""Property id -> why it has no formula: what a library reports from inside a destructor, which
+the encoding fixes by construction, is judged on observed traces (the model and the predicates),
+not proved.  ``OBSERVED_ONLY`` is the checked table."""
+
+
+class CatalogMismatch(LookupError):
+    """The formulas and the catalog disagree: an id names no property, or a property has no entry."""
+
+
+def keyed_by_property(
+    written: Mapping[str, Formula], unwritten: Mapping[str, str]
+) -> tuple[Mapping[Property, Formula], Mapping[Property, str]]:
+    """The formulas and the observed-only reasons keyed by the catalog's Property objects, in
+    catalog order.  Every property must have exactly one entry and every id must name one, so
+    a misspelt or forgotten id stops the import instead of leaving a property silently unproved."""
+    stray = sorted((written.keys() | unwritten.keys()) - BY_ID.keys())
+    both = sorted(written.keys() & unwritten.keys())
+    missing = [p.id for p in CATALOG if p.id not in written and p.id not in unwritten]
+    kinds = {"not in the catalog": stray, "both proved and observed only": both, "without an entry": missing}
+    problems = [f"{what}: {', '.join(ids)}" for what, ids in kinds.items() if ids]
+    if problems:
+        raise CatalogMismatch("formulas and catalog disagree; " + "; ".join(problems))
+    return (
+        MappingProxyType({p: written[p.id] for p in CATALOG if p.id in written}),
+        MappingProxyType({p: unwritten[p.id] for p in CATALOG if p.id in unwritten}),
+    )
+
+
+FORMULAS, OBSERVED_ONLY = keyed_by_property(_WRITTEN, _UNWRITTEN)
+"""Property -> its Z3 formula; and Property -> why it has none.  Callers pass Property objects;
+ids are parsed at the edges (``properties.lookup``)."""
+
+
+def provable(profile: str) -> list[Property]:
+    """The catalog's properties with a formula that apply under ``profile``, in catalog order."""
+    return [p for p in FORMULAS if p.applies(profile)]
+
+
+class NotProvable(ValueError):
+    """A property asked for by name has no formula: it is judged on observed traces only."""
+
+
+def with_formulas(wanted: Iterable[Property | str]) -> list[Property]:
+    """The properties ``wanted`` names (ids are parsed here, at the edge), each with a formula:
+    an unknown id raises ``UnknownProperty``, an observed-only property ``NotProvable``."""
+    props = [p if isinstance(p, Property) else lookup(p) for p in wanted]
+    for p in props:
+        if p not in FORMULAS:
+            raise NotProvable(f"property {p.id!r} has no Z3 formula: {OBSERVED_ONLY[p]} (judged on observed traces)")
+    return props

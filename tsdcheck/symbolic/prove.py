@@ -31,9 +31,9 @@ import z3
 
 from tsdcheck.model.profiles import Profile
 from tsdcheck.model.state import Params
-from tsdcheck.properties.catalog import CATALOG
+from tsdcheck.properties.catalog import Property
 from tsdcheck.symbolic.encoding import Encoding
-from tsdcheck.symbolic.formulas import FORMULAS, StepView
+from tsdcheck.symbolic.formulas import FORMULAS, StepView, provable, with_formulas
 from tsdcheck.symbolic.lemmas import LEMMAS, consecution, initiation, invariants
 from tsdcheck.symbolic.results import Outcome, ProfileRun
 from tsdcheck.symbolic.solver import make_solver
@@ -52,7 +52,7 @@ class Prover:
     """Proves properties of one encoding; ``checks`` gives each property's own reading."""
 
     e: Encoding
-    checks: dict[str, Params]
+    checks: dict[Property, Params]
     max_k: int = 3
     cross_check: bool = False
     """Also take every k-inductive property through BMC to the requested depth."""
@@ -60,18 +60,18 @@ class Prover:
     rlimit: int = 0
     """Z3 resource units per query (0: none); a query over it counts as not proved."""
     lemmas: list[str] = field(default_factory=list)
-    inductive: dict[str, int] = field(default_factory=dict)
+    inductive: dict[Property, int] = field(default_factory=dict)
     """Property -> the least k for which it is k-inductive under the invariants."""
     seconds: dict[str, float] = field(default_factory=dict)
-    induction_seconds: dict[str, float] = field(default_factory=dict)
+    induction_seconds: dict[Property, float] = field(default_factory=dict)
     """Property -> the time of its induction checks."""
     bmc_depth: int = 0
 
-    def formula(self, pid: str, view: StepView) -> z3.BoolRef:
-        return FORMULAS[pid](replace(view, params=self.checks[pid]))
+    def formula(self, prop: Property, view: StepView) -> z3.BoolRef:
+        return FORMULAS[prop](replace(view, params=self.checks[prop]))
 
-    def _bad(self, pid: str) -> Goal:
-        return lambda view: z3.Not(self.formula(pid, view))
+    def _bad(self, prop: Property) -> Goal:
+        return lambda view: z3.Not(self.formula(prop, view))
 
     def _unrolling(self, strengthened: bool = True) -> Unrolling:
         """An unrolling for BMC; ``strengthened``, every frame carries the proved invariants
@@ -83,25 +83,27 @@ class Prover:
 
     # bounded model checking ------------------------------------------------------------------
 
-    def bmc(self, depth: int, ids: Iterable[str] | None = None) -> dict[str, Outcome]:
-        """Every property (of ``ids``) proved to ``depth`` steps, or its shortest counterexample."""
+    def bmc(self, depth: int, props: Iterable[Property] | None = None) -> dict[Property, Outcome]:
+        """Every property (of ``props``) proved to ``depth`` steps, or its shortest counterexample."""
         u = self._unrolling()
-        return self._bmc(u, list(self.checks if ids is None else ids), depth, time.perf_counter())
+        return self._bmc(u, list(self.checks if props is None else props), depth, time.perf_counter())
 
-    def _bmc(self, u: Unrolling, ids: list[str], depth: int, start: float, label: str = "BMC") -> dict[str, Outcome]:
-        """Grow ``u`` to ``depth`` for the properties ``ids``."""
+    def _bmc(
+        self, u: Unrolling, props: list[Property], depth: int, start: float, label: str = "BMC"
+    ) -> dict[Property, Outcome]:
+        """Grow ``u`` to ``depth`` for the properties ``props``."""
 
-        def say(d: int, still: list[str]) -> None:
+        def say(d: int, still: list[Property]) -> None:
             self.progress(f"{label} depth {d}/{depth}: {len(still)} open, {time.perf_counter() - start:.1f} s")
 
-        found = earliest(u, {p: self._bad(p) for p in ids}, depth, plain=True, progress=say)
+        found = earliest(u, {p: self._bad(p) for p in props}, depth, plain=True, progress=say)
         self.bmc_depth = max(self.bmc_depth, u.depth)
-        out: dict[str, Outcome] = {}
-        for p in ids:
+        out: dict[Property, Outcome] = {}
+        for p in props:
             hit = found.hits.get(p)
             if hit:
                 out[p] = Outcome(p, "counterexample", hit.depth, hit.seconds, hit.trace)
-                self.progress(f"{p}: counterexample in {hit.depth} steps")
+                self.progress(f"{p.id}: counterexample in {hit.depth} steps")
             elif found.unknown:
                 out[p] = Outcome(p, "unknown", found.reached, note=found.unknown)
             else:
@@ -110,7 +112,7 @@ class Prover:
 
     # induction ------------------------------------------------------------------------------------
 
-    def induction(self, ids: Iterable[str] | None = None) -> dict[str, int]:
+    def induction(self, props: Iterable[Property] | None = None) -> dict[Property, int]:
         """The least k <= ``max_k`` for which each property is k-inductive under the invariants
         (properties that are not are left out).  One unrolling from an arbitrary state that
         satisfies the invariants serves every property; it grows a step only while some
@@ -122,27 +124,27 @@ class Prover:
         s.add(e.domain())
         frames = [e.frame("i0")]
         s.add(*self._lemmas_at(frames[0]))
-        open_ids = list(self.checks if ids is None else ids)
+        still = list(self.checks if props is None else props)
         views: list[StepView] = []
-        proved: dict[str, int] = {}
+        proved: dict[Property, int] = {}
         for k in range(1, self.max_k + 1):
-            if not open_ids:
+            if not still:
                 break
             frames.append(e.frame(f"i{k}"))
             a, o = e.action(f"i{k}"), e.outputs(f"i{k}")
             s.add(e.transition(frames[k - 1], a, o, frames[k]), *self._lemmas_at(frames[k]))
             views.append(StepView(e, frames[k - 1], a, o, frames[k], e.variant.params))
-            for pid in list(open_ids):
+            for p in list(still):
                 start = time.perf_counter()
-                before = [self.formula(pid, v) for v in views[:-1]]
-                answer = s.check(*before, z3.Not(self.formula(pid, views[-1])))
-                took = self.induction_seconds[pid] = self.induction_seconds.get(pid, 0.0) + time.perf_counter() - start
+                before = [self.formula(p, v) for v in views[:-1]]
+                answer = s.check(*before, z3.Not(self.formula(p, views[-1])))
+                took = self.induction_seconds[p] = self.induction_seconds.get(p, 0.0) + time.perf_counter() - start
                 if answer == z3.unsat:
-                    proved[pid] = k
-                    open_ids.remove(pid)
-                    self.progress(f"{pid}: {k}-inductive, {took:.2f} s")
-        for pid in open_ids:
-            self.progress(f"{pid}: not k-inductive for k <= {self.max_k}")
+                    proved[p] = k
+                    still.remove(p)
+                    self.progress(f"{p.id}: {k}-inductive, {took:.2f} s")
+        for p in still:
+            self.progress(f"{p.id}: not k-inductive for k <= {self.max_k}")
         return proved
 
     def _lemmas_at(self, f: object) -> list[z3.BoolRef]:
@@ -161,40 +163,40 @@ class Prover:
         self.seconds["induction"] = time.perf_counter() - start
         start = time.perf_counter()
         u = self._unrolling()
-        ids = list(self.checks)
+        props = list(self.checks)
         base = max((k - 1 for k in self.inductive.values()), default=0)
-        results = self._bmc(u, ids, base, start)
-        rest = [p for p in ids if results[p].status == "proved to depth" and p not in self.inductive]
+        results = self._bmc(u, props, base, start)
+        rest = [p for p in props if results[p].status == "proved to depth" and p not in self.inductive]
         if rest and depth > u.depth:
             results.update(self._bmc(u, rest, depth, start))
         if self.cross_check:
             # Independent of the invariants, so that it re-checks them too.
-            again = [p for p in ids if results[p].status == "proved to depth" and p in self.inductive]
+            again = [p for p in props if results[p].status == "proved to depth" and p in self.inductive]
             results.update(self._bmc(self._unrolling(strengthened=False), again, depth, start, "cross-check BMC"))
         self.seconds["bmc"] = time.perf_counter() - start
-        for pid, r in results.items():
-            k = self.inductive.get(pid)
+        for p, r in results.items():
+            k = self.inductive.get(p)
             if r.status != "proved to depth" or k is None:
                 if r.status == "proved to depth":
                     r.note = f"not k-inductive for k <= {self.max_k} under the invariants"
                 elif r.status == "counterexample" and k is not None:
                     r.note = f"BMC contradicts {k}-induction: a solver bug?"
                 continue
-            r.status, r.depth, r.seconds = "proved for all depths", depth, self.induction_seconds[pid]
+            r.status, r.depth, r.seconds = "proved for all depths", depth, self.induction_seconds[p]
             r.note = f"{k}-inductive" + (f"; BMC to depth {depth} agrees" if self.cross_check else "")
         return [results[p] for p in self.checks]
 
     # SMT-LIB ----------------------------------------------------------------------------------------
 
-    def smtlib(self, pid: str, depth: int) -> str:
-        """The BMC query 'does ``pid`` fail within ``depth`` steps?' in SMT-LIB 2 (without the
+    def smtlib(self, prop: Property, depth: int) -> str:
+        """The BMC query 'does ``prop`` fail within ``depth`` steps?' in SMT-LIB 2 (without the
         invariants, so that it stands alone)."""
         u = self._unrolling(strengthened=False)
-        bad = [z3.Not(self.formula(pid, u.grow())) for _ in range(depth)]
-        return _smt2(f"property {pid}, depth {depth}; sat = counterexample", *u.s.assertions(), z3.Or(bad))
+        bad = [z3.Not(self.formula(prop, u.grow())) for _ in range(depth)]
+        return _smt2(f"property {prop.id}, depth {depth}; sat = counterexample", *u.s.assertions(), z3.Or(bad))
 
-    def smtlib_induction(self, pid: str, k: int) -> str:
-        """The induction step for ``pid`` at ``k`` (unsat = the step holds)."""
+    def smtlib_induction(self, prop: Property, k: int) -> str:
+        """The induction step for ``prop`` at ``k`` (unsat = the step holds)."""
         e = self.e
         frames = [e.frame(f"i{i}") for i in range(k + 1)]
         parts = [e.domain(), *[lem for f in frames for lem in self._lemmas_at(f)]]
@@ -203,9 +205,9 @@ class Prover:
             a, o = e.action(f"i{i}"), e.outputs(f"i{i}")
             parts.append(e.transition(frames[i - 1], a, o, frames[i]))
             views.append(StepView(e, frames[i - 1], a, o, frames[i], e.variant.params))
-        holds = [self.formula(pid, v) for v in views[:-1]]
-        comment = f"property {pid}, {k}-induction step under the invariants; unsat = the step holds"
-        return _smt2(comment, *parts, *holds, z3.Not(self.formula(pid, views[-1])))
+        holds = [self.formula(prop, v) for v in views[:-1]]
+        comment = f"property {prop.id}, {k}-induction step under the invariants; unsat = the step holds"
+        return _smt2(comment, *parts, *holds, z3.Not(self.formula(prop, views[-1])))
 
 
 def _smt2(comment: str, *assertions: z3.BoolRef) -> str:
@@ -223,10 +225,10 @@ def write_smtlib(prover: Prover, depth: int, directory: Path, prefix: str) -> li
         "invariants-initiation": _smt2("the invariants hold initially; unsat = they do", initiation(e, lemmas)),
         "invariants-consecution": _smt2("the invariants survive a step; unsat = they do", consecution(e, lemmas)),
     }
-    for pid in prover.checks:
-        texts[pid] = prover.smtlib(pid, depth)
-        if pid in prover.inductive:
-            texts[f"{pid}-induction"] = prover.smtlib_induction(pid, prover.inductive[pid])
+    for p in prover.checks:
+        texts[p.id] = prover.smtlib(p, depth)
+        if p in prover.inductive:
+            texts[f"{p.id}-induction"] = prover.smtlib_induction(p, prover.inductive[p])
     paths = []
     for name, text in texts.items():
         path = directory / f"{prefix}-{name}.smt2"
@@ -240,19 +242,18 @@ def prove_profile(
     params: Params,
     bounds: Bounds,
     depth: int,
-    only: Iterable[str] | None = None,
+    only: Iterable[Property | str] | None = None,
     mutations: frozenset[str] = frozenset(),
     cross_check: bool = False,
     progress: Progress = _quiet,
     rlimit: int = 0,
 ) -> ProfileRun:
-    """Prove the catalog's properties that apply under ``profile``, each under the profile's reading."""
-    wanted = set(only) if only else None
-    checks = {
-        p.id: params
-        for p in CATALOG
-        if p.id in FORMULAS and p.applies(profile.name) and (wanted is None or p.id in wanted)
-    }
+    """Prove the catalog's properties that apply under ``profile`` (of ``only``, if given), each
+    under the profile's reading.  An entry point: ``only`` may name properties by id (the API's
+    callers do), so an unknown id raises ``UnknownProperty`` and one without a formula
+    ``NotProvable`` rather than leaving it out unseen."""
+    wanted = set(with_formulas(only)) if only else None
+    checks = {p: params for p in provable(profile.name) if wanted is None or p in wanted}
     e = Encoding(bounds, Variant(params, mutations))
     prover = Prover(e, checks, cross_check=cross_check, progress=progress, rlimit=rlimit)
     outcomes = prover.prove(depth)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from tsdcheck.model.ops import Obs, Op
+from tsdcheck.properties.catalog import Property
 
 if TYPE_CHECKING:
     from tsdcheck.symbolic.prove import Prover
@@ -15,13 +16,19 @@ Status = Literal["proved for all depths", "proved to depth", "counterexample", "
 
 @dataclass
 class Outcome:
-    prop: str
+    subject: Property
+    """The property proved or broken."""
     status: Status
     depth: int
     """The bound proved, or the counterexample's length in steps of the encoding."""
     seconds: float = 0.0
     trace: list[tuple[Op, Obs]] | None = None
     note: str = ""
+
+    @property
+    def prop(self) -> str:
+        """The property's id: what tables, file names and JSON show."""
+        return self.subject.id
 
 
 @dataclass

@@ -10,11 +10,13 @@ reach them, and which properties follow from others.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import z3
 
 from tsdcheck.model.state import Params
+from tsdcheck.properties.catalog import Property
 from tsdcheck.symbolic.conditions import operation
 from tsdcheck.symbolic.encoding import Encoding
 from tsdcheck.symbolic.formulas import FORMULAS, Formula, StepView
@@ -43,23 +45,25 @@ class Reached:
     reached: dict[str, Found] = field(default_factory=dict)
     """Target name -> the shortest trace reaching it."""
     unreached: list[str] = field(default_factory=list)
-    no_antecedent: list[str] = field(default_factory=list)
+    no_antecedent: list[Property] = field(default_factory=list)
     """Properties without an implication: they constrain every step."""
 
 
-def reachability(bounds: Bounds, params: Params, pids: list[str], depth: int) -> Reached:
-    """Every operation and every antecedent of the properties ``pids``: reached, or not within ``depth``."""
+def reachability(bounds: Bounds, params: Params, props: Sequence[Property], depth: int) -> Reached:
+    """Every operation and every antecedent of ``props``: reached, or not within ``depth``.
+    A target is named for printing: 'operation NAME', the property's id, or 'ID#J' for its
+    J-th antecedent."""
     variant = Variant(params)
     e = Encoding(bounds, variant)
     out = Reached()
     probe = StepView(e, e.frame(0), e.action(1), e.outputs(1), e.frame(1), params)
     targets: dict[str, Condition] = {f"operation {name}": operation(op) for op, name in enumerate(OP_NAMES)}
-    for pid in pids:
-        n = len(antecedents(FORMULAS[pid](probe)))
+    for p in props:
+        n = len(antecedents(FORMULAS[p](probe)))
         if n == 0:
-            out.no_antecedent.append(pid)
+            out.no_antecedent.append(p)
         for j in range(n):
-            targets[f"{pid}#{j + 1}" if n > 1 else pid] = _antecedent(FORMULAS[pid], j)
+            targets[f"{p.id}#{j + 1}" if n > 1 else p.id] = _antecedent(FORMULAS[p], j)
     out.reached = reach_all(bounds, variant, targets, depth)
     out.unreached = [t for t in targets if t not in out.reached]
     return out
@@ -68,13 +72,13 @@ def reachability(bounds: Bounds, params: Params, pids: list[str], depth: int) ->
 @dataclass
 class Entailments:
     lemmas: list[str] = field(default_factory=list)
-    by_invariants: list[str] = field(default_factory=list)
+    by_invariants: list[Property] = field(default_factory=list)
     """Properties that follow from the invariants alone."""
-    implied: dict[str, list[str]] = field(default_factory=dict)
+    implied: dict[Property, list[Property]] = field(default_factory=dict)
     """Property -> the properties it follows from (each alone)."""
 
 
-def entailments(bounds: Bounds, params: Params, pids: list[str]) -> Entailments:
+def entailments(bounds: Bounds, params: Params, props: Sequence[Property]) -> Entailments:
     """Which properties follow from the invariants alone, and which from another property."""
     e = Encoding(bounds, Variant(params))
     out = Entailments(lemmas=invariants(e))
@@ -82,12 +86,12 @@ def entailments(bounds: Bounds, params: Params, pids: list[str]) -> Entailments:
     view = StepView(e, pre, e.action(1), e.outputs(1), post, params)
     s = make_solver()
     s.add(e.domain(), *[LEMMAS[n](e, f) for n in out.lemmas for f in (pre, post)])
-    formulas = {pid: FORMULAS[pid](view) for pid in pids}
-    out.by_invariants = [pid for pid, f in formulas.items() if s.check(z3.Not(f)) == z3.unsat]
-    for pid, f in formulas.items():
-        if pid in out.by_invariants:
+    formulas = {p: FORMULAS[p](view) for p in props}
+    out.by_invariants = [p for p, f in formulas.items() if s.check(z3.Not(f)) == z3.unsat]
+    for p, f in formulas.items():
+        if p in out.by_invariants:
             continue
-        sources = [q for q, g in formulas.items() if q != pid and s.check(g, z3.Not(f)) == z3.unsat]
+        sources = [q for q, g in formulas.items() if q != p and s.check(g, z3.Not(f)) == z3.unsat]
         if sources:
-            out.implied[pid] = sources
+            out.implied[p] = sources
     return out

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import z3
 
@@ -29,6 +30,9 @@ from tsdcheck.symbolic.vocab import NO_KEY
 Trace = list[tuple[Op, Obs]]
 Goal = Callable[[StepView], z3.BoolRef]
 """A condition on one step (its frames, operation and outputs)."""
+
+Name = TypeVar("Name", bound=Hashable)
+"""What names a goal: a property, or a string for a search target."""
 
 _fresh = itertools.count()
 
@@ -141,10 +145,10 @@ class Hit:
 
 
 @dataclass
-class Earliest:
+class Earliest(Generic[Name]):
     """The shortest trace found for each goal that holds somewhere within the depth."""
 
-    hits: dict[str, Hit] = field(default_factory=dict)
+    hits: dict[Name, Hit] = field(default_factory=dict)
     unknown: str = ""
     """Why Z3 gave up (the goals still open stay unsettled), or empty."""
     reached: int = 0
@@ -153,15 +157,15 @@ class Earliest:
 
 def earliest(
     u: Unrolling,
-    goals: dict[str, Goal],
+    goals: dict[Name, Goal],
     depth: int,
     plain: bool = False,
-    progress: Callable[[int, list[str]], None] | None = None,
-) -> Earliest:
+    progress: Callable[[int, list[Name]], None] | None = None,
+) -> Earliest[Name]:
     """Grow ``u`` to ``depth``, asking at each step for any goal still open (one answer may
     settle several); a goal hit first at depth i has no trace of fewer steps."""
     start = time.perf_counter()
-    out = Earliest(reached=u.depth)
+    out: Earliest[Name] = Earliest(reached=u.depth)
     open_goals = dict(goals)
     while u.depth < depth and open_goals:
         view = u.grow()
