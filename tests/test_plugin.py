@@ -57,7 +57,7 @@ def test_the_api_replays_a_finding_and_reports_it(libraries, tmp_path):
     assert found.verdict == "finding" and not found.conforms and found.trace
     assert "violates" in found.report() and found.trace.strip() in found.report()
     again = api.replay(found.trace, preload=libraries["SHARED"])
-    assert again.verdict == "finding" and again.findings[0]["properties"] == found.findings[0]["properties"]
+    assert again.verdict == "finding" and again.findings[0].properties == found.findings[0].properties
     assert api.replay(found.trace, preload=libraries["BASE"]).conforms
 
 

@@ -13,6 +13,7 @@ from tsdcheck.campaign.merge import Campaign
 from tsdcheck.campaign.results import Discovery, Finding, TaskResult
 from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.matrix import Cell, Column, Matrix
+from tsdcheck.checker.oracle import Verdict
 from tsdcheck.cli import main
 from tsdcheck.drivers.base import Facts
 from tsdcheck.model.text import fmt_op, parse_trace
@@ -134,7 +135,7 @@ def test_a_campaign_report_is_a_result_document():
     finding = Finding(
         ("dtor-sees-null",),
         trace,
-        "rejected at step 4",
+        Verdict("rejected", 3, "a destructor read v1 of its own key", ("get=NULL",)),
         "violates dtor-sees-null",
         [Discovery("w1", 7, False), Discovery("w2", 8, True)],
     )

@@ -6,7 +6,8 @@
     if not result.conforms:
         print(result.report())          # the shrunk trace, the step, the properties broken
 
-Every call returns a ``Result`` around a ``tsdcheck-result/1`` document (docs/results.md).
+Every call returns a ``Result``: its findings as ``tsdcheck.finding.Finding`` objects, and the
+``tsdcheck-result/1`` document (docs/results.md) rendered from them.
 ``fuzz`` honours Hypothesis's settings: without ``examples`` or ``seconds`` it runs the current
 settings profile's ``max_examples``, and without ``database`` it uses the profile's example
 database, so a counterexample found once is replayed first the next time.
@@ -27,9 +28,11 @@ from tsdcheck.checker.fuzz import fuzz as run_fuzz
 from tsdcheck.checker.fuzz import state_machine as machine_over
 from tsdcheck.checker.racefuzz import RaceConfig
 from tsdcheck.checker.replay import replay as run_replay
+from tsdcheck.checker.report import finding_report
 from tsdcheck.drivers.base import Implementation
 from tsdcheck.drivers.provenance import build_description
 from tsdcheck.drivers.registry import make_impl
+from tsdcheck.finding import Finding, of_fuzz, of_prove, of_replay
 from tsdcheck.model.profiles import get_profile
 from tsdcheck.model.text import parse_trace
 from tsdcheck.results import Document, fuzz_document, replay_document
@@ -40,9 +43,13 @@ _PROFILE_DATABASE: Any = object()
 
 @dataclass(frozen=True)
 class Result:
-    """A command's result: the document, and the few things a caller asks of it."""
+    """A command's result: the document, its findings as data, and the few things a caller asks."""
 
     document: Document
+    findings: tuple[Finding, ...]
+    """What was found, as data (the document's ``findings`` are rendered from these): each
+    finding's properties (the catalog's ``Property`` objects), its verdict under the run's
+    profile and every other, and its trace."""
 
     @property
     def verdict(self) -> str:
@@ -55,13 +62,9 @@ class Result:
         return self.verdict in ("conforms", "undefined")
 
     @property
-    def findings(self) -> list[dict[str, Any]]:
-        return list(self.document["findings"])
-
-    @property
     def trace(self) -> str | None:
         """The first finding's (shrunk) trace in the trace language, replayable."""
-        return self.findings[0]["trace"] if self.findings else None
+        return self.findings[0].text() if self.findings else None
 
     def report(self) -> str:
         """What went wrong, in words and as the trace; or that nothing did."""
@@ -70,19 +73,7 @@ class Result:
         if not self.findings:
             flaky = f": {self.document['flaky']}" if self.document.get("flaky") else ""
             return f"{impl}: {self.verdict} under profile {profile}{flaky}"
-        lines = []
-        for f in self.findings:
-            broken = ", ".join(f["properties"]) or f.get("race") or "the model"
-            rejected = sorted(p for p, v in f["profiles"].items() if v == "rejected")
-            allowed = sorted(p for p, v in f["profiles"].items() if v == "accepted")
-            lines += [
-                f"{impl} violates {broken} under profile {profile} (also rejected by: {', '.join(rejected) or '-'};"
-                f" allowed by: {', '.join(allowed) or 'no profile'})",
-                f["trace"].rstrip(),
-                f["verdict"]["description"],
-            ]
-            lines += [f"{p}: {c['quote']} ({c['source']})" for p, c in f.get("citations", {}).items()]
-        return "\n".join(lines)
+        return "\n".join(line for f in self.findings for line in finding_report(f, impl))
 
 
 def implementation(
@@ -156,7 +147,8 @@ def fuzz(
         result = run_fuzz(target, params, config)
     finally:
         target.close()
-    return Result(fuzz_document(result, facts, reading.name, build_description(target)))
+    found = of_fuzz(result, facts, reading.name)
+    return Result(fuzz_document(result, facts, reading.name, build_description(target), found), tuple(found))
 
 
 def state_machine(
@@ -203,7 +195,9 @@ def replay(
         observed, verdict = run_replay(target, [op for op, _ in tf.steps], params)
     finally:
         target.close()
-    return Result(replay_document(observed, verdict, facts, reading.name, build_description(target)))
+    found = of_replay(observed, verdict, facts, reading.name)
+    doc = replay_document(observed, verdict, facts, reading.name, build_description(target), found)
+    return Result(doc, tuple(found))
 
 
 def prove(
@@ -236,4 +230,5 @@ def prove(
         frozenset(),
     )
     limits = {"depth": depth, "iterations": iterations, "keys_max": keys_max}
-    return Result(prove_document([run], {**asdict(bounds), **limits}))
+    found = of_prove([run], iterations, keys_max)
+    return Result(prove_document([run], {**asdict(bounds), **limits}, found), tuple(found))

@@ -23,7 +23,6 @@ from typing import Any, NoReturn
 
 from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
 from rich.console import Console
-from rich.markup import escape
 
 from tsdcheck import __version__
 from tsdcheck.checker.fuzz import GENERATOR_SWITCHES, Counterexample, FuzzConfig, FuzzResult, fuzz
@@ -31,14 +30,23 @@ from tsdcheck.checker.matrix import IMPLEMENTATIONS, OwnTarget, build_matrix
 from tsdcheck.checker.oracle import judge_trace
 from tsdcheck.checker.parallel import CaseRun, case_of, judge_recorded, stress
 from tsdcheck.checker.progress import RunProgress, summary
-from tsdcheck.checker.racefuzz import RaceConfig, RaceFinding, race_name
+from tsdcheck.checker.racefuzz import RaceConfig
 from tsdcheck.checker.replay import replay
-from tsdcheck.checker.report import finding_line, print_verdict, prove_table, summary_table, traceability_table
+from tsdcheck.checker.report import (
+    finding_summary,
+    print_counterexample,
+    print_race,
+    print_verdict,
+    prove_table,
+    summary_table,
+    traceability_table,
+)
 from tsdcheck.drivers.base import THREAD_FEATURES, EnvironmentProblem, Facts, Implementation
 from tsdcheck.drivers.compile import cache_dir
 from tsdcheck.drivers.provenance import build_description, limits_note
 from tsdcheck.drivers.pyref import BUGS
 from tsdcheck.drivers.registry import NAMES, check_preload, make_impl
+from tsdcheck.finding import Finding, of_fuzz, of_replay
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, TraceSyntaxError, decode_trace, format_trace, parse_trace
@@ -380,11 +388,13 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                 )
     finally:
         impl.close()
-    args.sink.emit(fuzz_document(result, facts, profile.name, meta["build"]))
+    findings = of_fuzz(result, facts, profile.name)
+    args.sink.emit(fuzz_document(result, facts, profile.name, meta["build"], findings))
     if result.interrupted:
         return _interrupted(args, result, meta, console)
-    if result.failure is None and result.races is not None and result.races.finding is not None:
-        return _race_finding(args, result.races.finding, facts, profile.name, console)
+    race = next((f for f in findings if f.race is not None), None)
+    if result.failure is None and race is not None:
+        return _race_finding(args, race, facts, profile.name, console)
     if result.failure is None:
         if result.flaky:
             console.print(f"[yellow]the implementation behaved differently on the same trace: {result.flaky}")
@@ -398,19 +408,14 @@ def _fuzz(args: argparse.Namespace, console: Console) -> int:
                 markup=False,
             )
         return 0
-    trace = result.failure.trace
-    _save(args.out, format_trace(trace, meta))
-    console.print(f"[bold red]counterexample[/] on {escape(facts.name)}, shrunk to {len(trace)} operations:")
-    console.print(f"build: {meta['build']}", markup=False)
-    console.print(format_trace(trace), markup=False)
-    print_verdict(console, result.failure.verdict)
-    console.print(finding_line(trace, facts, profile.name), markup=False)
+    _save(args.out, format_trace(result.failure.trace, meta))
+    print_counterexample(console, findings[0], facts.name, meta["build"])
     console.print(f"saved to {args.out}; run it again with: tsdcheck replay {args.out}", markup=False)
     console.print(f"as a C program for a bug report: tsdcheck repro {args.out} -o repro.c", markup=False)
     hunted = result.races
-    if hunted is not None and hunted.finding is not None:
+    if hunted is not None and race is not None:
         console.print("\nand a second finding, a race (its block run one operation after another passes):")
-        _race_finding(args, hunted.finding, facts, profile.name, console, _race_out(args.out))
+        _race_finding(args, race, facts, profile.name, console, _race_out(args.out))
     elif hunted is not None:
         also = f" ({hunted.sequential} failed only as they do one operation after another)" if hunted.sequential else ""
         console.print(
@@ -516,21 +521,14 @@ def _save(path: str, text: str) -> None:
 
 
 def _race_finding(
-    args: argparse.Namespace, finding: RaceFinding, facts: Facts, profile: str, console: Console, out: str | None = None
+    args: argparse.Namespace, finding: Finding, facts: Facts, profile: str, console: Console, out: str | None = None
 ) -> int:
     out = out or args.out
-    text = finding.run.text({**_run_meta(args, profile), "rate": finding.rate.rate})
-    _save(out, text)
-    threads, ops = finding.case.size
+    assert finding.race is not None and finding.race.rate is not None
+    _save(out, finding.text({**_run_meta(args, profile), "rate": str(finding.race.rate)}))
+    print_race(console, finding, facts.name)
     console.print(
-        f"[bold red]race[/] on {escape(facts.name)}: rejected in {finding.found_rate.rate}; "
-        f"shrunk to {threads} threads x {ops} operations, rejected in {finding.rate.rate}:"
-    )
-    console.print(finding.run.text(), markup=False)
-    console.print(finding.run.verdict.describe(), markup=False)
-    console.print(f"race: {race_name(finding.run)}", markup=False)
-    console.print(
-        f"saved to {out}; run it again with: tsdcheck replay {out} --repeat {finding.rate.runs}",
+        f"saved to {out}; run it again with: tsdcheck replay {out} --repeat {finding.race.rate.runs}",
         markup=False,
     )
     console.print(f"as a C program for a bug report: tsdcheck repro {out} -o repro.c", markup=False)
@@ -588,13 +586,13 @@ def _replay(args: argparse.Namespace, console: Console) -> int:
     shown = {"impl": facts.name, "profile": profile.name}
     if not args.observed:
         shown["build"] = build_description(impl)
-    args.sink.emit(replay_document(trace, verdict, facts, profile.name, shown.get("build")))
+    findings = of_replay(trace, verdict, facts, profile.name)
+    args.sink.emit(replay_document(trace, verdict, facts, profile.name, shown.get("build"), findings))
     console.print(format_trace(trace, shown), markup=False)
     print_verdict(console, verdict)
-    if verdict.kind == "rejected":
-        console.print(finding_line(trace[: (verdict.index or 0) + 1], facts, profile.name), markup=False)
-        return 1
-    return 0
+    for finding in findings:
+        console.print(finding_summary(finding), markup=False)
+    return 1 if findings else 0
 
 
 def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) -> int:

@@ -3,7 +3,8 @@ JUnit XML for CI systems.  docs/results.md describes the schema field by field.
 
 Built from the result objects the commands already have (``FuzzResult``, a replayed trace and
 its ``Verdict``, the prover's ``ProfileRun``, the ``Matrix``, a ``Campaign``), never from the
-text they print.  Nothing here imports Z3: its version comes from the installed distribution.
+text they print; each finding is a ``finding.Finding``, which the text output renders too.
+Nothing here imports Z3: its version comes from the installed distribution.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import platform
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
-from dataclasses import fields, is_dataclass
+from dataclasses import asdict, fields, is_dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,17 +23,15 @@ from tsdcheck import __version__
 from tsdcheck.checker.coverage import Stats
 from tsdcheck.checker.oracle import Verdict
 from tsdcheck.drivers.base import Facts
+from tsdcheck.finding import Finding, of_campaign, of_case, of_fuzz, of_matrix, of_prove, of_replay
 from tsdcheck.model.ops import Obs, Op, Parallel
 from tsdcheck.model.text import fmt_choice, fmt_obs, fmt_op, format_trace
-from tsdcheck.properties import BY_ID, violations
 
 if TYPE_CHECKING:
     from tsdcheck.campaign.merge import Campaign
     from tsdcheck.checker.fuzz import FuzzResult
     from tsdcheck.checker.matrix import Matrix
-    from tsdcheck.checker.parallel import CaseRun, Stress
-    from tsdcheck.checker.racefuzz import RaceFinding
-    from tsdcheck.model.state import Params
+    from tsdcheck.checker.parallel import CaseRun, CaseVerdict, Stress
     from tsdcheck.symbolic.results import ProfileRun
 
 SCHEMA = "tsdcheck-result/1"
@@ -133,70 +132,53 @@ def verdict_data(verdict: Verdict) -> dict[str, Any]:
     }
 
 
-def trace_finding(trace: Sequence[tuple[Op, Obs]], verdict: Verdict, facts: Facts, profile: str) -> dict[str, Any]:
-    """A sequential counterexample: the properties it violates under ``profile``, and its
-    verdict under every reading of the spec."""
-    from tsdcheck.model.profiles import get_profile
-
-    params = get_profile(profile).params(facts.iterations, facts.keys_limit)
-    return _finding("sequential", trace, verdict, profile, params, facts)
-
-
-def _finding(
-    kind: str, trace: Sequence[tuple[Op, Obs]], verdict: Verdict, profile: str, params: Params, facts: Facts | None
-) -> dict[str, Any]:
-    judged = trace[: (verdict.index or 0) + 1] if verdict.index is not None else trace
-    broken = [p for p in violations(judged, params) if p in BY_ID and BY_ID[p].applies(profile)]
-    from tsdcheck.checker.report import profile_verdicts  # report.py imports the prover (and Z3)
-
-    if facts is None:  # a prover's counterexample: judged under its own profile only
-        profiles = {profile: verdict.kind}
+def finding_data(finding: Finding) -> dict[str, Any]:
+    """A finding as the schema has it: the fields every finding has, then its kind's own."""
+    if finding.cell is not None:
+        cell = {k: v for k, v in finding.cell.cell.data().items() if k != "kind"}
+        return {"kind": finding.kind, "implementation": finding.cell.implementation, "row": finding.cell.row, **cell}
+    ids = [p.id for p in finding.properties]
+    out: dict[str, Any] = {"kind": finding.kind, "property": ids[0] if ids else None, "properties": ids}
+    verdict = finding.verdict
+    if finding.merged is not None:
+        assert isinstance(verdict, Verdict)
+        merged = finding.merged
+        return {
+            **out,
+            "verdict": {"description": verdict.describe()},
+            "summary": merged.summary,
+            "trace": finding.text(),
+            "steps": steps_data(finding.steps),
+            "discoveries": [{"worker": d.worker, "seed": d.seed, "replayed": d.replayed} for d in merged.discoveries],
+            "variants": list(merged.variants),
+        }
+    if finding.race is None:
+        out["citations"] = {
+            p.id: {"summary": p.summary, "source": p.source, "quote": p.quote} for p in finding.properties
+        }
     else:
-        profiles = {n: v.kind for n, v in profile_verdicts(judged, facts, profile).items()}
-    return {
-        "kind": kind,
-        "property": broken[0] if broken else None,
-        "properties": broken,
-        "citations": {
-            p: {"summary": BY_ID[p].summary, "source": BY_ID[p].source, "quote": BY_ID[p].quote} for p in broken
-        },
-        "verdict": verdict_data(verdict),
-        "profiles": profiles,
-        "trace": format_trace(trace),
-        "steps": steps_data(trace),
-    }
+        out["race"] = finding.race.name
+    out["verdict"] = verdict_data(verdict) if isinstance(verdict, Verdict) else case_verdict_data(verdict)
+    out["profiles"] = {name: v.kind for name, v in finding.profiles.items()}
+    out["trace"] = finding.text()
+    out["steps"] = steps_data(finding.steps)
+    if finding.race is not None:
+        race = finding.race
+        out["parallel"] = parallel_data(race.block) if race.block is not None else None
+        out["suffix"] = steps_data(race.suffix)
+        out["rate"] = None if race.rate is None else asdict(race.rate)
+        if race.found_rate is not None:
+            out["found_rate"] = {"runs": race.found_rate.runs, "rejected": race.found_rate.rejected}
+    if finding.unshrunk_length is not None:
+        out["unshrunk_length"] = finding.unshrunk_length
+    if finding.kind == "counterexample":
+        out["profile"] = finding.profile
+    return out
 
 
-def race_finding(finding: RaceFinding, profile: str) -> dict[str, Any]:
-    """A parallel case rejected in some of its runs: the shrunk case, and how often it fails."""
-    return {
-        **case_finding(finding.run, profile, finding.rate),
-        "found_rate": {"runs": finding.found_rate.runs, "rejected": finding.found_rate.rejected},
-    }
-
-
-def case_finding(run: CaseRun, profile: str, rate: Stress | None = None) -> dict[str, Any]:
-    """A rejected run of a parallel case (with the rate of its repeated runs, if repeated)."""
-    from tsdcheck.checker.racefuzz import race_name
-
-    return {
-        "kind": "race",
-        "property": None,
-        "properties": [],
-        "race": race_name(run),
-        "verdict": {
-            "kind": run.verdict.kind,
-            "where": run.verdict.where,
-            "reason": run.verdict.reason,
-            "description": run.verdict.describe(),
-        },
-        "profiles": {profile: run.verdict.kind},
-        "trace": run.text(),
-        "steps": steps_data(run.prefix),
-        "parallel": parallel_data(run.block) if run.block is not None else None,
-        "suffix": steps_data(run.suffix),
-        "rate": None if rate is None else {"runs": rate.runs, "rejected": rate.rejected, "undefined": rate.undefined},
-    }
+def case_verdict_data(verdict: CaseVerdict | None) -> dict[str, Any]:
+    assert verdict is not None, "only a matrix cell has no verdict"
+    return {"kind": verdict.kind, "where": verdict.where, "reason": verdict.reason, "description": verdict.describe()}
 
 
 def document(
@@ -205,7 +187,7 @@ def document(
     *,
     facts: Facts | None = None,
     profile: str | None = None,
-    findings: Sequence[dict[str, Any]] = (),
+    findings: Sequence[Finding] = (),
     statistics: dict[str, Any] | None = None,
     build: str | None = None,
     **extra: Any,
@@ -218,20 +200,23 @@ def document(
         "exit_status": EXIT_STATUS[verdict],
         "implementation": facts_data(facts, build),
         "profile": profile,
-        "findings": list(findings),
+        "findings": [finding_data(f) for f in findings],
         "statistics": statistics,
         "versions": versions(facts.name if facts else None),
         **extra,
     }
 
 
-def fuzz_document(result: FuzzResult, facts: Facts, profile: str, build: str | None = None) -> Document:
-    findings: list[dict[str, Any]] = []
-    if result.failure is not None:
-        found = trace_finding(result.failure.trace, result.failure.verdict, facts, profile)
-        findings.append({**found, "unshrunk_length": result.unshrunk})
-    if result.races is not None and result.races.finding is not None:
-        findings.append(race_finding(result.races.finding, profile))
+def fuzz_document(
+    result: FuzzResult,
+    facts: Facts,
+    profile: str,
+    build: str | None = None,
+    findings: Sequence[Finding] | None = None,
+) -> Document:
+    """``findings``: what ``finding.of_fuzz`` gives for ``result``, when the caller has them."""
+    if findings is None:
+        findings = of_fuzz(result, facts, profile)
     if result.interrupted:
         verdict = "interrupted"
     elif findings:
@@ -256,9 +241,16 @@ def fuzz_document(result: FuzzResult, facts: Facts, profile: str, build: str | N
 
 
 def replay_document(
-    trace: Sequence[tuple[Op, Obs]], verdict: Verdict, facts: Facts, profile: str, build: str | None = None
+    trace: Sequence[tuple[Op, Obs]],
+    verdict: Verdict,
+    facts: Facts,
+    profile: str,
+    build: str | None = None,
+    findings: Sequence[Finding] | None = None,
 ) -> Document:
-    findings = [trace_finding(trace, verdict, facts, profile)] if verdict.kind == "rejected" else []
+    """``findings``: what ``finding.of_replay`` gives, when the caller has them."""
+    if findings is None:
+        findings = of_replay(trace, verdict, facts, profile)
     kind = {"accepted": "conforms", "rejected": "finding", "undefined": "undefined"}[verdict.kind]
     return document(
         "replay",
@@ -273,29 +265,24 @@ def replay_document(
     )
 
 
-def prove_document(runs: Sequence[ProfileRun], bounds: dict[str, int]) -> Document:
+def prove_document(
+    runs: Sequence[ProfileRun], bounds: dict[str, int], findings: Sequence[Finding] | None = None
+) -> Document:
     """Every (profile, property) outcome; each counterexample is a finding under its profile."""
-    from tsdcheck.checker.oracle import judge_trace
-    from tsdcheck.model.profiles import get_profile
-
-    findings, proofs = [], []
-    for run in runs:
-        for o in run.outcomes:
-            proofs.append(
-                {
-                    "profile": run.profile,
-                    "property": o.prop,
-                    "status": o.status,
-                    "depth": o.depth,
-                    "seconds": round(o.seconds, 3),
-                    "note": o.note,
-                }
-            )
-            if o.trace is not None:
-                params = get_profile(run.profile).params(bounds["iterations"], bounds["keys_max"])
-                verdict = judge_trace(o.trace, params)
-                found = _finding("counterexample", o.trace, verdict, run.profile, params, None)
-                findings.append({**found, "property": o.prop, "properties": [o.prop], "profile": run.profile})
+    if findings is None:
+        findings = of_prove(runs, bounds["iterations"], bounds["keys_max"])
+    proofs = [
+        {
+            "profile": run.profile,
+            "property": o.prop,
+            "status": o.status,
+            "depth": o.depth,
+            "seconds": round(o.seconds, 3),
+            "note": o.note,
+        }
+        for run in runs
+        for o in run.outcomes
+    ]
     return document(
         "prove",
         "finding" if findings else "conforms",
@@ -307,33 +294,13 @@ def prove_document(runs: Sequence[ProfileRun], bounds: dict[str, int]) -> Docume
 
 
 def matrix_document(matrix: Matrix) -> Document:
-    data = matrix.data()
-    found = [
-        {"kind": "matrix", "implementation": impl, "row": row, **cell}
-        for impl, column in data["implementations"].items()
-        for row, cell in column.get("cells", {}).items()
-        if row.startswith("fuzz ") and cell.get("kind") == "violates"
-    ]
-    return document("matrix", "finding" if found else "conforms", findings=found, matrix=data)
+    found = of_matrix(matrix)
+    return document("matrix", "finding" if found else "conforms", findings=found, matrix=matrix.data())
 
 
 def campaign_document(campaign: Campaign) -> Document:
     """A campaign: its merged findings (with every discovery), statistics, workers and tasks."""
-    findings = []
-    for f in campaign.findings:
-        findings.append(
-            {
-                "kind": "sequential",
-                "property": f.properties[0] if f.properties else None,
-                "properties": list(f.properties),
-                "verdict": {"description": f.verdict},
-                "summary": f.summary,
-                "trace": f.trace,
-                "steps": _trace_steps(f.trace),
-                "discoveries": [{"worker": d.worker, "seed": d.seed, "replayed": d.replayed} for d in f.discoveries],
-                "variants": list(f.variants),
-            }
-        )
+    findings = of_campaign(campaign)
     verdict = "finding" if findings else "flaky" if campaign.flaky else "conforms"
     return document(
         "fuzz",
@@ -354,17 +321,11 @@ def campaign_document(campaign: Campaign) -> Document:
     )
 
 
-def _trace_steps(text: str) -> list[dict[str, Any]]:
-    from tsdcheck.model.text import parse_trace
-
-    return steps_data(parse_trace(text).steps)
-
-
 def parallel_document(
     run: CaseRun | None, facts: Facts, profile: str, rate: Stress | None, build: str | None = None
 ) -> Document:
     """A parallel case replayed: its rejected run, if any (``rate`` when it was repeated)."""
-    findings = [case_finding(run, profile, rate)] if run is not None and run.verdict.kind == "rejected" else []
+    findings = of_case(run, profile, rate)
     verdict = (
         "finding" if findings else "undefined" if run is not None and run.verdict.kind == "undefined" else "conforms"
     )

@@ -65,7 +65,7 @@ def run_campaign(args: argparse.Namespace, profile: str, examples: int | None, c
         out.write_text(format_trace(parse_trace(finding.trace).steps, _meta(target, profile)))
         console.print(f"[bold red]finding {i + 1}[/]: {finding.summary}")
         console.print(finding.trace, markup=False, end="")
-        console.print(finding.verdict, markup=False)
+        console.print(finding.verdict.describe(), markup=False)
         for d in finding.discoveries:
             console.print(f"  {d.describe()}", soft_wrap=True)
         if finding.variants:

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from tsdcheck.checker.coverage import Stats
+from tsdcheck.checker.oracle import Verdict
 from tsdcheck.drivers.base import Facts
 
 
@@ -29,7 +30,8 @@ class Finding:
     """The properties the trace violates: what makes two findings one (see ``merge_findings``)."""
     trace: str
     """The shrunk trace in the trace language, without metadata."""
-    verdict: str
+    verdict: Verdict
+    """The oracle's verdict on the shrunk trace, under the campaign's profile."""
     summary: str
     """Which properties it violates under which profiles (``finding_line``)."""
     discoveries: list[Discovery] = field(default_factory=list)

@@ -190,7 +190,7 @@ class _TaskRun:
                 Finding(
                     tuple(sorted(violations(trace, self.params))),
                     format_trace(trace),
-                    outcome.failure.verdict.describe(),
+                    outcome.failure.verdict,
                     finding_line(trace, self.facts, self.task.target.profile),
                     [Discovery(self.worker, self.task.seed, replayed)],
                 )

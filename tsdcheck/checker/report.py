@@ -1,45 +1,79 @@
-"""Human-readable results: the fuzz summary, findings, and the traceability table."""
+"""Human-readable results: the fuzz summary, findings (rendered from ``finding.Finding``, as the
+JSON is), and the traceability table."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tsdcheck.checker.coverage import REACHED, Stats
-from tsdcheck.checker.oracle import Verdict, broken, judge_trace
+from tsdcheck.checker.oracle import Verdict
 from tsdcheck.drivers.base import Facts
+from tsdcheck.finding import Finding, of_trace
 from tsdcheck.model.ops import Obs, Op
-from tsdcheck.model.profiles import load_profiles
 from tsdcheck.model.text import fmt_choice
 from tsdcheck.symbolic.results import ProfileRun
 
 
-def profile_verdicts(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> dict[str, Verdict]:
-    """The trace judged under every reading of the spec texts, and under ``profile``, so a
-    finding says which readings it breaks."""
-    return {
-        name: judge_trace(trace, p.params(facts.iterations, facts.keys_limit))
-        for name, p in load_profiles().items()
-        if not p.measured or name == profile
-    }
+def finding_summary(finding: Finding) -> str:
+    """E.g. "violates at-most-n-passes under default, dec; allowed by posix": the properties
+    broken (the one the rejection names first), then exactly the profiles that reject the trace,
+    those under which it reaches undefined behaviour, and those that accept it."""
+    named = finding.profiles.get(finding.profile or "")
+    props = [named.prop] if isinstance(named, Verdict) and named.prop else []
+    props += [p.id for p in finding.properties if p.id not in props]
+    props += [v.prop for v in finding.profiles.values() if isinstance(v, Verdict) and v.prop and v.prop not in props]
+    rejected, undefined, allowed = (finding.under(kind) for kind in ("rejected", "undefined", "accepted"))
+    text = f"violates {', '.join(props)}" if props else f"breaks no property under {finding.profile}"
+    text += f" under {', '.join(rejected)}" if rejected else "; rejected under no profile"
+    text += f"; undefined under {', '.join(undefined)}" if undefined else ""
+    return text + (f"; allowed by {', '.join(allowed)}" if allowed else "; allowed by no profile")
 
 
 def finding_line(trace: Sequence[tuple[Op, Obs]], facts: Facts, profile: str) -> str:
-    """E.g. "violates at-most-n-passes under default, dec; allowed by posix": the properties
-    broken, then exactly the profiles that reject the trace, those under which it reaches
-    undefined behaviour, and those that accept it."""
-    verdicts = profile_verdicts(trace, facts, profile)
-    params = load_profiles()[profile].params(facts.iterations, facts.keys_limit)
-    props = broken(trace, params, profile)
-    props += [v.prop for v in verdicts.values() if v.prop and v.prop not in props]
-    by_kind = {kind: [n for n, v in verdicts.items() if v.kind == kind] for kind in ("rejected", "undefined")}
-    allowed = [n for n, v in verdicts.items() if v.kind == "accepted"]
-    text = f"violates {', '.join(props)}" if props else f"breaks no property under {profile}"
-    text += f" under {', '.join(by_kind['rejected'])}" if by_kind["rejected"] else "; rejected under no profile"
-    text += f"; undefined under {', '.join(by_kind['undefined'])}" if by_kind["undefined"] else ""
-    return text + (f"; allowed by {', '.join(allowed)}" if allowed else "; allowed by no profile")
+    """``finding_summary`` of a whole trace judged under ``profile`` and every other reading."""
+    return finding_summary(of_trace(trace, facts, profile))
+
+
+def print_counterexample(console: Console, finding: Finding, impl: str, build: str | None) -> None:
+    """A shrunk sequential counterexample: the trace, the step rejected, and what it violates."""
+    console.print(f"[bold red]counterexample[/] on {escape(impl)}, shrunk to {len(finding.steps)} operations:")
+    console.print(f"build: {build}", markup=False)
+    console.print(finding.text(), markup=False)
+    if isinstance(finding.verdict, Verdict):
+        print_verdict(console, finding.verdict)
+    console.print(finding_summary(finding), markup=False)
+
+
+def print_race(console: Console, finding: Finding, impl: str) -> None:
+    """A race: how often it failed as found and as shrunk, the case, the verdict, which race."""
+    race = finding.race
+    assert race is not None and finding.verdict is not None, "not a race"
+    threads, ops = race.size
+    console.print(
+        f"[bold red]race[/] on {escape(impl)}: rejected in {race.found_rate}; "
+        f"shrunk to {threads} threads x {ops} operations, rejected in {race.rate}:"
+    )
+    console.print(finding.text(), markup=False)
+    console.print(finding.verdict.describe(), markup=False)
+    console.print(f"race: {race.name}", markup=False)
+
+
+def finding_report(finding: Finding, impl: str) -> list[str]:
+    """A finding for a test's failure message: what it violates under which profiles, the
+    trace, the verdict, and the sentence each property comes from."""
+    broken = ", ".join(p.id for p in finding.properties) or (finding.race.name if finding.race else "the model")
+    rejected, allowed = sorted(finding.under("rejected")), sorted(finding.under("accepted"))
+    lines = [
+        f"{impl} violates {broken} under profile {finding.profile} (also rejected by: {', '.join(rejected) or '-'};"
+        f" allowed by: {', '.join(allowed) or 'no profile'})",
+        finding.text().rstrip(),
+        finding.verdict.describe() if finding.verdict is not None else "",
+    ]
+    return lines + [f"{p.id}: {p.quote} ({p.source})" for p in finding.properties if finding.race is None]
 
 
 def summary_table(stats: Stats, facts: Facts, profile: str) -> Table:
