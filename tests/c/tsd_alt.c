@@ -264,20 +264,25 @@ static int visit(struct block *b, unsigned s) {
 }
 
 /* Clear the value, then call its destructor. */
-/* The destructor to call for slot s, read so that a concurrent delete cannot tear it: NULL if
- * the key was deleted since the loop saw its value due. */
-__attribute__((unused)) static dtor_fn dtor_for_call(const struct cell *c, unsigned s) {
+/* The destructor to call for slot s and the value to pass it (*v), read together so that a
+ * concurrent delete cannot tear them: NULL if the key was deleted since the loop saw its value
+ * due.  (A value read after the destructor, outside the lock, may already be the NULL a delete
+ * left: a call with NULL.) */
+__attribute__((unused)) static dtor_fn dtor_for_call(const struct cell *c, unsigned s, void **v) {
 #if defined(BUG_RACE_DTOR_REREAD)
+    *v = current(c, s);
     sched_yield(); /* the window between the check and the unlocked re-read */
     return __atomic_load_n(&slots[s].dtor, __ATOMIC_RELAXED); /* read again, not the value the check saw */
 #elif defined(SEQ_RECHECK)
     unsigned seq = __atomic_load_n(&slots[s].seq, __ATOMIC_ACQUIRE);
     dtor_fn dtor = __atomic_load_n(&slots[s].dtor, __ATOMIC_ACQUIRE);
+    *v = c->value;
     sched_yield();
     return __atomic_load_n(&slots[s].seq, __ATOMIC_ACQUIRE) == seq && c->seq == seq ? dtor : NULL;
 #else
     pthread_mutex_lock(&table_lock);
     dtor_fn dtor = dtor_of(c, s);
+    *v = current(c, s);
     pthread_mutex_unlock(&table_lock);
     return dtor;
 #endif
@@ -296,14 +301,13 @@ __attribute__((unused)) static void call(struct block *b, unsigned s) {
     dtor(taken);
     calling--;
 #else
-    dtor_fn dtor = dtor_for_call(c, s);
+    void *v = NULL;
+    dtor_fn dtor = dtor_for_call(c, s, &v);
 #if !defined(BUG_RACE_DTOR_REREAD) && !defined(BUG_DTOR_NULL) && !defined(BUG_DTOR_AFTER_DELETE)
     if (!dtor) return; /* deleted meanwhile: no longer due */
 #endif
 #ifdef BUG_DTOR_AFTER_DELETE
-    void *v = c->value;
-#else
-    void *v = current(c, s);
+    v = c->value;
 #endif
 #ifdef BUG_DTOR_NULL
     if (!dtor) dtor = slots[s].dtor;

@@ -336,14 +336,20 @@ def _destructors(plan: Plan, programs: list[tuple[int, tuple[Instr, ...]]]) -> l
     return out
 
 
-def _tables(plan: Plan, block_ops: int) -> list[str]:
+def order_width(plan: Plan) -> int:
+    """The longest order of the block (an exit placed step by step has one entry per step)."""
+    lengths = [len(o) for n in plan.nodes for r in n.rows for o in r.orders]
+    lengths += [len(u.order) for n in plan.nodes for u in n.undefined_orders]
+    return max(lengths, default=1)
+
+
+def _tables(plan: Plan, width: int) -> list[str]:
     edges: list[str] = []
     rows: list[str] = []
     texts: list[str] = []
     orders: list[str] = []
     undefs: list[str] = []
     nodes: list[str] = []
-    width = max(block_ops, 1)
 
     def order_row(order: tuple[int, ...]) -> int:
         orders.append(", ".join(str(o) for o in [*order, *([-1] * (width - len(order)))]))
@@ -444,6 +450,7 @@ def render(plan: Plan, trace_text: str, title: str, api: str = "posix", runs: in
         "MAX_PROGRAM": longest,
         "MAX_LANE_OPS": max(block_ops, 1),
         "BLOCK_OPS": max(block_ops, 1),
+        "ORDER_LEN": order_width(plan),
         "BLOCK_BASE": block.base if block else 0,
         "UNIQUE_FOREVER": int(p.raws_unique_forever),
         "KEYS_MAX": plan.keys_max,
@@ -483,7 +490,7 @@ def render(plan: Plan, trace_text: str, title: str, api: str = "posix", runs: in
         *_scripts(plan),
         "",
         "/* ---- What the model allows, step by step ---- */",
-        *_tables(plan, block_ops),
+        *_tables(plan, order_width(plan)),
         "static const char *const step_text[] = {",
         *(f"    {c_string(fmt_op(st.op) if isinstance(st, Sched) else 'the parallel block')}," for st in plan.steps),
         "};",

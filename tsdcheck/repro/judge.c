@@ -157,14 +157,18 @@ static void show_allowed(const struct node *n) {
     if (n->nedges > 4) note("    (and %d more allowed observations)\n", n->nedges - 4);
 }
 
+/* Whether an order agrees with real time.  An exit placed step by step appears once per step;
+ * an operation b that returned before a was invoked must have all its steps before a's. */
 static int order_ok(const short *order, int len) {
-    int placed[MAX_LANE_OPS] = {0};
+    int last[MAX_LANE_OPS];
+    for (int b = 0; b < BLOCK_OPS; b++) last[b] = -1;
+    for (int j = 0; j < len; j++) last[order[j]] = j;
     for (int j = 0; j < len; j++) {
         int a = order[j];
         for (int b = 0; b < BLOCK_OPS; b++)
-            if (!placed[b] && b != a && seen.op_ret[b] >= 0 && seen.op_inv[a] >= 0 && seen.op_ret[b] < seen.op_inv[a])
-                return 0; /* b returned before a was invoked, yet comes after it */
-        placed[a] = 1;
+            if (b != a && seen.op_ret[b] >= 0 && seen.op_inv[a] >= 0 && seen.op_ret[b] < seen.op_inv[a] &&
+                !(last[b] >= 0 && last[b] < j))
+                return 0; /* b returned before a was invoked, yet does not come wholly before it */
     }
     return 1;
 }
@@ -185,9 +189,9 @@ static int judge_block(const struct node *n, int *target, const char **why) {
             return CONFORMS;
         }
         for (int o = 0; same && o < rows[r].norders; o++) {
-            const short *order = &orders[(rows[r].order + o) * BLOCK_OPS];
+            const short *order = &orders[(rows[r].order + o) * ORDER_LEN];
             int len = 0;
-            while (len < BLOCK_OPS && order[len] >= 0) len++;
+            while (len < ORDER_LEN && order[len] >= 0) len++;
             if (order_ok(order, len)) {
                 *target = rows[r].target;
                 return CONFORMS;
@@ -195,9 +199,12 @@ static int judge_block(const struct node *n, int *target, const char **why) {
         }
     }
     for (int u = n->undef; u < n->undef + n->nundefs; u++) {
-        const short *order = &orders[undefs[u].order * BLOCK_OPS];
+        const short *order = &orders[undefs[u].order * ORDER_LEN];
         int same = 1;
-        for (int j = 0; j + 1 < undefs[u].len && same; j++) same = strcmp(row_texts[undefs[u].text + j], op_texts[order[j]]) == 0;
+        for (int j = 0; j + 1 < undefs[u].len && same; j++) {
+            const char *want = row_texts[undefs[u].text + j]; /* "*": an exit still under way */
+            same = strcmp(want, "*") == 0 || strcmp(want, op_texts[order[j]]) == 0;
+        }
         if (same && order_ok(order, undefs[u].len)) {
             *why = undefs[u].reason;
             return UNDEFINED;

@@ -26,20 +26,25 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from tsdcheck.checker.oracle import judge_trace
+from tsdcheck.model.exitloop import ExitConfig, Finished, eligible, end_pass, run_program, start_exit
 from tsdcheck.model.ops import (
     CANCELED,
     EAGAIN,
     MAIN_THREAD,
     NULL,
     RETURNED,
+    Call,
     Cancel,
     Create,
     Delete,
+    DeleteKey,
     End,
     Exit,
+    Exited,
     Fill,
     Fork,
     GetValue,
+    HandlerRun,
     NewKey,
     Obs,
     Op,
@@ -48,7 +53,7 @@ from tsdcheck.model.ops import (
     SetValue,
     Spawn,
 )
-from tsdcheck.model.semantics import TraceError, outcomes, undefined_reason
+from tsdcheck.model.semantics import TraceError, expected_handlers, outcomes, undefined_reason
 from tsdcheck.model.state import Params, State
 from tsdcheck.model.text import TraceFile, fmt_op
 from tsdcheck.properties import BY_ID, violations
@@ -344,9 +349,36 @@ Failed = tuple[frozenset[int], ...]
 
 
 @dataclass(frozen=True)
+class _ExitRun:
+    """A lane's exit under way, placed step by step (its beginning, each destructor call, its
+    end) so that other lanes' operations may fall between its calls, as they may on real threads
+    and as the checker's linearizability search allows (``checker/linearize.py``)."""
+
+    cfg: ExitConfig
+    calls: tuple[Call, ...]
+    handlers: tuple[HandlerRun, ...]
+
+    def now(self, state: State) -> ExitConfig:
+        """The exit machine in the block's current ``state``: a key another lane deleted is no
+        longer due."""
+        t = self.cfg.thread
+        due = state.pending(t) if t in state.values else frozenset()
+        return replace(self.cfg, state=state, obligations=self.cfg.obligations & due)
+
+    def signature(self) -> object:
+        c = self.cfg
+        return (self.calls, c.pass_no, c.obligations, c.due_at_start, c.called, c.counts)
+
+
+Running = tuple[_ExitRun | None, ...]
+"""Per lane, its exit under way (None: no exit is)."""
+
+
+@dataclass(frozen=True)
 class _Move:
-    """One way a block goes on: lane ``lane`` moves to ``pos``, its operation ``op`` observing ``text``
-    (None: the lane stopped short, or the operation is undefined, ``undefined`` says why)."""
+    """One way a block goes on: lanes at ``pos``, having placed a step of operation ``op`` (None:
+    the lane stopped short), which observed ``text`` when the step ended the operation (None for
+    an exit's beginning and its calls); ``undefined`` says why the operation is undefined."""
 
     pos: tuple[int, ...]
     op: int | None = None
@@ -354,12 +386,21 @@ class _Move:
     state: State | None = None
     failed: Failed = ()
     undefined: str | None = None
+    running: Running = ()
 
 
 def _moves(
-    pos: tuple[int, ...], state: State, failed: Failed, lanes: Lanes, sched: BlockSched, params: Params
+    pos: tuple[int, ...],
+    state: State,
+    failed: Failed,
+    running: Running,
+    lanes: Lanes,
+    sched: BlockSched,
+    params: Params,
+    split: frozenset[int],
 ) -> Iterator[_Move]:
-    """Every next operation of some lane, with every allowed outcome."""
+    """Every next step of some lane, with every allowed outcome.  An exit in ``split`` is placed
+    step by step (see ``_ExitRun``), any other operation whole."""
     for li, lane in enumerate(lanes):
         if pos[li] == len(lane):
             continue
@@ -367,24 +408,100 @@ def _moves(
         lo = sched.ops[i]
         if lo.thread not in state.values:
             continue  # the main thread forked: only it runs in the child
+        run = running[li]
+        if run is not None:
+            yield from _exit_steps(li, i, run, pos, state, failed, running, sched, params)
+            continue
         key = getattr(lo.op, "key", None)
         if isinstance(lo.op, (SetValue, GetValue, Delete)) and key in failed[li]:
             # The lane's own create of this key failed: the lane stops (its thread never uses it).
-            yield _Move(_moved(pos, li, len(lane)), state=state, failed=failed)
+            yield _Move(_moved(pos, li, len(lane)), state=state, failed=failed, running=running)
             continue
         why = undefined_reason(_for_op(state, lo.op), lo.op, params)
         if why:
             yield _Move(pos, i, undefined=why)
             continue
+        if i in split:
+            t = lo.thread
+            begun = state.with_handlers(t, ())
+            run = _ExitRun(start_exit(begun, t), (), expected_handlers(state, t))
+            yield _Move(pos, i, None, begun, failed, running=_at(running, li, run))
+            continue
         for obs, after in _outcomes(_for_op(state, lo.op), lo.op, params):
-            status = "-" if lo.thread in sched.detached else None
-            text = obs_text(obs, status or (RETURNED if isinstance(lo.op, Exit) else None))
+            text = obs_text(obs, _status(lo, sched))
             if isinstance(lo.op, Create):
                 after = after.with_next_key(state.next_key)
             now_failed = failed
             if isinstance(lo.op, Create) and text.startswith(EAGAIN):
                 now_failed = tuple(f | {lo.op.key} if j == li else f for j, f in enumerate(failed))
-            yield _Move(_moved(pos, li, pos[li] + 1), i, renamed(text, sched.base), after, now_failed)
+            yield _Move(_moved(pos, li, pos[li] + 1), i, renamed(text, sched.base), after, now_failed, running=running)
+
+
+def _exit_steps(
+    li: int,
+    i: int,
+    run: _ExitRun,
+    pos: tuple[int, ...],
+    state: State,
+    failed: Failed,
+    running: Running,
+    sched: BlockSched,
+    params: Params,
+) -> Iterator[_Move]:
+    """The next step of lane ``li``'s exit under way: a destructor call the model allows now (in
+    this pass, or in a pass it may begin), or the thread's end, with the exit's whole text."""
+    t = run.cfg.thread
+    configs = [run.now(state)]
+    while configs:
+        cfg = configs.pop()
+        for k in eligible(cfg):
+            arg = cfg.state.value(t, k)
+            after, effects, _ = run_program(cfg, k, None, params)
+            called = _ExitRun(after, (*run.calls, Call(k, arg, effects)), run.handlers)
+            yield _Move(pos, i, None, after.state, failed, running=_at(running, li, called))
+        for nxt in end_pass(cfg, params):
+            if not isinstance(nxt, Finished):
+                configs.append(nxt)
+                continue
+            obs = Exited(run.calls, run.handlers, None, "0" if nxt.state.ended else None)
+            text = renamed(obs_text(obs, _status(sched.ops[i], sched)), sched.base)
+            yield _Move(_moved(pos, li, pos[li] + 1), i, text, nxt.state, failed, running=_at(running, li, None))
+
+
+def _status(lo: LaneOp, sched: BlockSched) -> str | None:
+    """What the waiting thread sees of a lane's exit: its join status, or ``-`` (detached)."""
+    if lo.thread in sched.detached:
+        return "-"
+    return RETURNED if isinstance(lo.op, Exit) else None
+
+
+def _at(running: Running, lane: int, run: _ExitRun | None) -> Running:
+    return (*running[:lane], run, *running[lane + 1 :])
+
+
+def _split_exits(starts: list[State], sched: BlockSched) -> frozenset[int]:
+    """The block's exits placed step by step: those whose lane runs beside an operation that
+    changes the key table (a create, a delete, an exit whose destructors may create or delete
+    keys), or, when their own destructors may change it, anything but a set or a get.  Any other
+    exit commutes with what runs beside it (values are per thread), so one step is exact; this
+    is the rule of ``linearize.stepwise``, with destructor programs read instead of records."""
+    programs = [info.dtor or () for s in starts for info in s.live.values()]
+    programs += [lo.op.dtor or () for lo in sched.ops if isinstance(lo.op, Create)]
+    dtors_change = any(isinstance(ins, (DeleteKey, NewKey)) for program in programs for ins in program)
+
+    def changes(lo: LaneOp) -> bool:
+        return isinstance(lo.op, (Create, Delete)) or (isinstance(lo.op, Exit) and dtors_change)
+
+    def beside(lo: LaneOp, other: LaneOp) -> bool:
+        return changes(other) or (changes(lo) and not isinstance(other.op, (SetValue, GetValue)))
+
+    lane_of = {i: t for t, ix in sched.lanes for i in ix}
+    return frozenset(
+        i
+        for i, lo in enumerate(sched.ops)
+        if isinstance(lo.op, Exit)
+        and any(lane_of[j] != lane_of[i] and beside(lo, other) for j, other in enumerate(sched.ops))
+    )
 
 
 Found = dict[tuple[str, ...], tuple[set[tuple[int, ...]], list[State]]]
@@ -394,14 +511,16 @@ def _enumerate(starts: list[State], sched: BlockSched, params: Params) -> tuple[
     """Every interleaving of the lanes with every allowed outcome, by observation vector."""
     n = len(sched.ops)
     lanes = [ix for _, ix in sched.lanes]
+    split = _split_exits(starts, sched)
     found: Found = {}
     undefined: dict[tuple[tuple[int, ...], tuple[str, ...]], UndefinedOrder] = {}
     rows = 0
-    Frame = tuple[tuple[int, ...], State, tuple[int, ...], tuple[str | None, ...], Failed]
-    stack: list[Frame] = [((0,) * len(lanes), s, (), (None,) * n, (frozenset(),) * len(lanes)) for s in starts]
+    Frame = tuple[tuple[int, ...], State, tuple[int, ...], tuple[str | None, ...], Failed, Running]
+    idle: Running = (None,) * len(lanes)
+    stack: list[Frame] = [((0,) * len(lanes), s, (), (None,) * n, (frozenset(),) * len(lanes), idle) for s in starts]
     fork = next((i for i, lo in enumerate(sched.ops) if isinstance(lo.op, Fork)), None)
     while stack:
-        pos, state, order, texts, failed = stack.pop()
+        pos, state, order, texts, failed, running = stack.pop()
         if fork is not None and fork in order:
             for full in _seen_from_child(pos, order, texts, lanes, fork):
                 rows += 1
@@ -420,21 +539,22 @@ def _enumerate(starts: list[State], sched: BlockSched, params: Params) -> tuple[
             orders.add(order)
             afters.append(state)
             continue
-        for m in _moves(pos, state, failed, lanes, sched, params):
+        for m in _moves(pos, state, failed, running, lanes, sched, params, split):
             if m.undefined is not None:
                 assert m.op is not None
-                seen = tuple(texts[j] or "" for j in order)
+                seen = tuple(texts[j] or ANY_TEXT for j in order)  # an exit under way: not known yet
                 undefined.setdefault(((*order, m.op), seen), UndefinedOrder((*order, m.op), seen, m.undefined))
-            elif m.op is None:
-                assert m.state is not None
-                stack.append((m.pos, m.state, order, texts, m.failed))
-            else:
-                assert m.state is not None
-                stack.append((m.pos, m.state, (*order, m.op), (*texts[: m.op], m.text, *texts[m.op + 1 :]), m.failed))
+                continue
+            assert m.state is not None
+            now_order = order if m.op is None else (*order, m.op)
+            now_texts = texts if m.op is None or m.text is None else (*texts[: m.op], m.text, *texts[m.op + 1 :])
+            stack.append((m.pos, m.state, now_order, now_texts, m.failed, m.running))
     return found, list(undefined.values())
 
 
 PENDING, SKIPPED = "pending|", "skipped|"
+ANY_TEXT = "*"
+"""In an undefined order, the text of an exit still under way when the undefined step comes."""
 
 
 def _seen_from_child(
@@ -481,6 +601,7 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
     (``_seen_from_child``: a later text for an operation overrides an earlier one)."""
     n = len(sched.ops)
     lanes = [ix for _, ix in sched.lanes]
+    split = _split_exits(starts, sched)
     fork = next((i for i, lo in enumerate(sched.ops) if isinstance(lo.op, Fork)), None)
     memo: dict[tuple[object, ...], Vectors] = {}
     undefined: list[str] = []
@@ -504,8 +625,10 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
             out[tuple(sorted(merged.items()))] = {state.signature(): state}
         return out
 
-    def rest(pos: tuple[int, ...], placed: tuple[int, ...], state: State, failed: Failed, forked: bool) -> Vectors:
-        key = (pos, placed, failed, forked, state.signature())
+    def rest(
+        pos: tuple[int, ...], placed: tuple[int, ...], state: State, failed: Failed, running: Running, forked: bool
+    ) -> Vectors:
+        key = (pos, placed, failed, forked, state.signature(), tuple(r and r.signature() for r in running))
         if key in memo:
             return memo[key]
         if len(memo) > MAX_BLOCK_ROWS:
@@ -517,7 +640,7 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
             memo[key] = {(): {state.signature(): state}}
             return memo[key]
         out: Vectors = {}
-        for m in _moves(pos, state, failed, lanes, sched, params):
+        for m in _moves(pos, state, failed, running, lanes, sched, params, split):
             if m.undefined is not None:
                 undefined.append(m.undefined)
                 continue
@@ -527,7 +650,7 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
             if m.op is not None:
                 li = next(j for j, lane in enumerate(lanes) if m.op in lane)
                 now_placed = _moved(placed, li, m.pos[li])
-            for tail, finals in rest(m.pos, now_placed, m.state, m.failed, m.op == fork).items():
+            for tail, finals in rest(m.pos, now_placed, m.state, m.failed, m.running, m.op == fork).items():
                 merged = {**head, **dict(tail)}
                 out.setdefault(tuple(sorted(merged.items())), {}).update(finals)
         if sum(len(v) for v in out.values()) > MAX_BLOCK_ROWS:
@@ -538,7 +661,7 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
     found: Found = {}
     zero = (0,) * len(lanes)
     for s in starts:
-        for vector, finals in rest(zero, zero, s, (frozenset(),) * len(lanes), False).items():
+        for vector, finals in rest(zero, zero, s, (frozenset(),) * len(lanes), (None,) * len(lanes), False).items():
             texts = dict(vector)
             full = tuple(texts.get(i, SKIPPED) for i in range(n))
             found.setdefault(full, (set(), []))[1].extend(finals.values())
