@@ -81,7 +81,7 @@ def test_a_property_of_another_reading_fails_with_a_witness():
 
 # (rule broken in the encoding, the matching bug of the reference implementation, property),
 # from the one registry of bug classes.
-BROKEN = [(c.rule, c.reference, c.first) for c in BUG_CLASSES if c.rule and c.reference]
+BROKEN = [(c.rule, c.reference, c.first.id) for c in BUG_CLASSES if c.rule and c.reference]
 
 
 @pytest.mark.parametrize(("rule", "bug", "prop"), BROKEN)
@@ -106,7 +106,7 @@ def test_broken_variant_gives_shortest_counterexample_that_replays(rule, bug, pr
 
 # Broken rules without a matching bug in the reference: the counterexample, read as observations,
 # is itself a trace the Python model rejects for the same property.
-BROKEN_Z3_ONLY = [(c.rule, c.first) for c in BUG_CLASSES if c.rule and not c.reference]
+BROKEN_Z3_ONLY = [(c.rule, c.first.id) for c in BUG_CLASSES if c.rule and not c.reference]
 
 
 @pytest.mark.parametrize(("rule", "prop"), BROKEN_Z3_ONLY)

@@ -11,7 +11,7 @@ from tsdcheck.model.profiles import get_profile
 from tsdcheck.properties import BY_ID, violations
 from tsdcheck.properties.bugs import BUG_CLASSES
 
-EXPECTED = {c.reference: c.violates for c in BUG_CLASSES if c.reference and c.reference not in RACES}
+EXPECTED = {c.reference: c.violated_ids for c in BUG_CLASSES if c.reference and c.reference not in RACES}
 """Each reference bug and the properties that may catch it, from the one registry of bug classes."""
 SHRUNK_AT_MOST = 6
 SEQUENTIAL_BUGS = BUGS.keys() - RACES  # the race bugs are hunted in test_races and test_linearize

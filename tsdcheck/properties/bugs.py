@@ -10,27 +10,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tsdcheck.properties.catalog import Property, lookup
+
 
 @dataclass(frozen=True)
 class BugClass:
     name: str
-    violates: frozenset[str]
-    """Property ids; a realisation breaks at least one (the first listed is the most direct)."""
+    violates: frozenset[Property]
+    """A realisation breaks at least one of these (``first`` is the most direct)."""
+    first: Property
+    """The most direct of ``violates``: the one a Z3 rule's shortest counterexample must break."""
     reference: str | None = None
     rule: str | None = None
     mutant: str | None = None
-    first: str = ""
-    """The most direct of ``violates``: the one a Z3 rule's shortest counterexample must break."""
+
+    @property
+    def violated_ids(self) -> frozenset[str]:
+        return frozenset(p.id for p in self.violates)
 
 
 def _bug(name: str, *violates: str, reference: bool = False, rule: bool = False, mutant: str = "") -> BugClass:
+    """A bug class; property ids are looked up here, so a misspelt one fails at import."""
+    props = tuple(lookup(pid) for pid in violates)
     return BugClass(
-        name,
-        frozenset(violates),
-        name if reference else None,
-        name if rule else None,
-        mutant or None,
-        violates[0],
+        name, frozenset(props), props[0], name if reference else None, name if rule else None, mutant or None
     )
 
 
