@@ -36,6 +36,7 @@ from tsdcheck.checker.report import (
     finding_summary,
     print_counterexample,
     print_race,
+    print_replayed_case,
     print_verdict,
     prove_table,
     summary_table,
@@ -46,7 +47,7 @@ from tsdcheck.drivers.compile import cache_dir
 from tsdcheck.drivers.provenance import build_description, limits_note
 from tsdcheck.drivers.pyref import BUGS
 from tsdcheck.drivers.registry import NAMES, check_preload, make_impl
-from tsdcheck.finding import Finding, of_fuzz, of_replay
+from tsdcheck.finding import Finding, of_case, of_fuzz, of_replay
 from tsdcheck.model.profiles import UnknownProfile, get_profile, load_profiles
 from tsdcheck.model.semantics import TraceError
 from tsdcheck.model.text import MAX_TRACE_BYTES, TraceFile, TraceSyntaxError, decode_trace, format_trace, parse_trace
@@ -626,13 +627,12 @@ def _replay_parallel(args: argparse.Namespace, tf: TraceFile, console: Console) 
     finally:
         impl.close()
     run = found.first_failure
-    args.sink.emit(parallel_document(run, facts, profile.name, found, build_description(impl)))
-    if run is None:
+    findings = of_case(run, profile.name, found)
+    args.sink.emit(parallel_document(run, facts, profile.name, found, build_description(impl), findings))
+    if not findings:
         console.print(f"no run rejected: {found.rate} ({found.undefined} reached undefined behaviour)", markup=False)
         return 0
-    console.print(run.text({"impl": facts.name, "profile": profile.name}), markup=False)
-    console.print(run.verdict.describe(), markup=False)
-    console.print(f"rejected in {found.rate} on {facts.name}", markup=False)
+    print_replayed_case(console, findings[0], facts.name)
     return 1
 
 

@@ -298,9 +298,11 @@ def matrix_document(matrix: Matrix) -> Document:
     return document("matrix", "finding" if found else "conforms", findings=found, matrix=matrix.data())
 
 
-def campaign_document(campaign: Campaign) -> Document:
-    """A campaign: its merged findings (with every discovery), statistics, workers and tasks."""
-    findings = of_campaign(campaign)
+def campaign_document(campaign: Campaign, findings: Sequence[Finding] | None = None) -> Document:
+    """A campaign: its merged findings (with every discovery), statistics, workers and tasks
+    (``findings``: what ``finding.of_campaign`` gives, when the caller has them)."""
+    if findings is None:
+        findings = of_campaign(campaign)
     verdict = "finding" if findings else "flaky" if campaign.flaky else "conforms"
     return document(
         "fuzz",
@@ -322,10 +324,17 @@ def campaign_document(campaign: Campaign) -> Document:
 
 
 def parallel_document(
-    run: CaseRun | None, facts: Facts, profile: str, rate: Stress | None, build: str | None = None
+    run: CaseRun | None,
+    facts: Facts,
+    profile: str,
+    rate: Stress | None,
+    build: str | None = None,
+    findings: Sequence[Finding] | None = None,
 ) -> Document:
-    """A parallel case replayed: its rejected run, if any (``rate`` when it was repeated)."""
-    findings = of_case(run, profile, rate)
+    """A parallel case replayed: its rejected run, if any (``rate`` when it was repeated;
+    ``findings``: what ``finding.of_case`` gives, when the caller has them)."""
+    if findings is None:
+        findings = of_case(run, profile, rate)
     verdict = (
         "finding" if findings else "undefined" if run is not None and run.verdict.kind == "undefined" else "conforms"
     )

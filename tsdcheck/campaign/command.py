@@ -14,7 +14,8 @@ from tsdcheck.campaign.merge import Campaign
 from tsdcheck.campaign.status import StatusLine
 from tsdcheck.campaign.task import Budget, Target
 from tsdcheck.checker.coverage import REACHED
-from tsdcheck.model.text import format_trace, parse_trace
+from tsdcheck.checker.report import print_merged
+from tsdcheck.finding import of_campaign
 from tsdcheck.results import campaign_document
 
 ROUND_SECONDS = 60.0
@@ -56,20 +57,15 @@ def run_campaign(args: argparse.Namespace, profile: str, examples: int | None, c
     finally:
         status.close()
     console.print(campaign_table(campaign))
-    args.sink.emit(campaign_document(campaign))
+    findings = of_campaign(campaign)
+    args.sink.emit(campaign_document(campaign, findings))
     if args.report:
         Path(args.report).write_text(campaign.to_json() + "\n")
         console.print(f"campaign report written to {args.report}", markup=False)
-    for i, finding in enumerate(campaign.findings):
+    for i, finding in enumerate(findings):
         out = Path(args.out) if i == 0 else Path(args.out).with_stem(f"{Path(args.out).stem}-{i + 1}")
-        out.write_text(format_trace(parse_trace(finding.trace).steps, _meta(target, profile)))
-        console.print(f"[bold red]finding {i + 1}[/]: {finding.summary}")
-        console.print(finding.trace, markup=False, end="")
-        console.print(finding.verdict.describe(), markup=False)
-        for d in finding.discoveries:
-            console.print(f"  {d.describe()}", soft_wrap=True)
-        if finding.variants:
-            console.print(f"  (workers also shrank it to {len(finding.variants)} other trace(s), in --report)")
+        out.write_text(finding.text(_meta(target, profile)))
+        print_merged(console, i + 1, finding)
         console.print(f"saved to {out}; run it again with: tsdcheck replay {out}", markup=False)
     return 1 if campaign.findings or campaign.flaky else 0
 

@@ -62,6 +62,27 @@ def print_race(console: Console, finding: Finding, impl: str) -> None:
     console.print(f"race: {race.name}", markup=False)
 
 
+def print_replayed_case(console: Console, finding: Finding, impl: str) -> None:
+    """A parallel case run again: its first rejected run, the verdict, and how often."""
+    assert finding.race is not None and finding.verdict is not None, "not a parallel case"
+    console.print(finding.text({"impl": impl, "profile": finding.profile or ""}), markup=False)
+    console.print(finding.verdict.describe(), markup=False)
+    console.print(f"rejected in {finding.race.rate} on {impl}", markup=False)
+
+
+def print_merged(console: Console, number: int, finding: Finding) -> None:
+    """A campaign's finding: what it violates, the trace, the verdict, who found it."""
+    merged = finding.merged
+    assert merged is not None and finding.verdict is not None, "not a campaign's finding"
+    console.print(f"[bold red]finding {number}[/]: {merged.summary}")
+    console.print(finding.text(), markup=False, end="")
+    console.print(finding.verdict.describe(), markup=False)
+    for d in merged.discoveries:
+        console.print(f"  {d.describe()}", soft_wrap=True)
+    if merged.variants:
+        console.print(f"  (workers also shrank it to {len(merged.variants)} other trace(s), in --report)")
+
+
 def finding_report(finding: Finding, impl: str) -> list[str]:
     """A finding for a test's failure message: what it violates under which profiles, the
     trace, the verdict, and the sentence each property comes from."""
