@@ -33,6 +33,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
+from tsdcheck.checker.choices import Choices, cut_short, require_internals
 from tsdcheck.checker.coverage import Stats, applicable
 from tsdcheck.checker.guard import Guard, ShrinkBudgetSpent
 from tsdcheck.checker.minimize import hangs, minimize, run_renamed
@@ -100,21 +101,24 @@ BATCH = 250
 """Examples per Hypothesis run in a long campaign (see ``_batches``): the engine's memory peaks
 within one run, so a short run keeps a campaign's resident set flat from its first thousand
 examples on (bench/memory.py)."""
-STOP = 1 / 128
+STOP = 1 / 64
 """The chance that an example stops before its next move (its simplest choice goes on): a
 Hypothesis state machine's examples end early too, and this keeps operations per example where
 the state machine had them (docs/generator.md); the shrinker cuts a tail with one choice."""
 RARELY = 8
 """One move in this many of a kind that ends what follows (fork drops threads, end drops everything)."""
 MOVES = (
-    *("fill", "main_exit", "create", "delete", "get", "observe", "push", "spawn", "cancel", "end", "exit", "fork"),
-    *("ping_pong", "pop", "populate", "set", "relay", "churn"),
+    *("", "fill", "main_exit", "create", "delete", "get", "observe", "push", "spawn", "cancel", "end", "exit", "fork"),
+    *("ping_pong", "pop", "populate", "set", "churn", "relay"),
 )
-"""The moves in the order Hypothesis sorted the rules they once were (by number of
-arguments, then name): a choice of 0 picks the first valid one, as it did then.  Hypothesis
-completes many novel prefixes with its simplest choices, so the order shapes traces."""
+"""The moves in the order Hypothesis sorted the rules they once were (by number of arguments,
+then name), so that a choice names the move it named then: the mix of traces depends on it
+(docs/generator.md).  Index 0 was the rule-based generator's ``ended`` rule, valid only once the
+process had ended (when no move is made here): a draw of it is drawn again, as it was then.
+``churn``, added since, sits where a rule of its arguments would."""
 REDRAWS = 2
-"""Draws of a move before falling back to one among the valid moves."""
+"""Draws of a move after the first before the fallback to one among the valid moves (as
+Hypothesis's filtered ``sampled_from`` tries three times)."""
 RETURNS = 3 / 4
 """How often an end of the process is a return from main where one is well formed: main often
 holds cleanup handlers (then only exit() is), so a fair coin would make returns rare."""
@@ -180,42 +184,28 @@ def placed(program: Program | None, key: int) -> Program | None:
     return tuple(replace(i, key=max(key + i.key, 0)) if isinstance(i, (SetKey, DeleteKey)) else i for i in program)
 
 
-class _Choices:
-    """Draws straight from Hypothesis's choice sequence (``DataObject.conjecture_data``): a
-    choice costs a fraction of a strategy draw, and shrinks towards 0 all the same."""
+def rarely(ch: Choices) -> bool:
+    """True one time in ``RARELY``."""
+    return ch.below(RARELY) == 0
 
-    __slots__ = ("cd",)
 
-    def __init__(self, data: st.DataObject) -> None:
-        self.cd = data.conjecture_data
+def subset(ch: Choices, items: tuple[str, ...], most: int, more: float) -> frozenset[str]:
+    """Up to ``most`` distinct ``items``, each one more with probability ``more``."""
+    rest, chosen = list(items), set[str]()
+    while len(chosen) < most and ch.coin(more):
+        i = ch.below(len(rest))
+        chosen.add(rest[i])
+        rest[i] = rest[-1]
+        rest.pop()
+    return frozenset(chosen)
 
-    def below(self, n: int) -> int:
-        return self.cd.draw_integer(0, n - 1) if n > 1 else 0
 
-    def between(self, low: int, high: int) -> int:
-        return self.cd.draw_integer(low, high)
-
-    def coin(self, p: float = 0.5) -> bool:
-        return self.cd.draw_boolean(p)
-
-    def rarely(self) -> bool:
-        return self.cd.draw_integer(0, RARELY - 1) == 0
-
-    def subset(self, items: tuple[str, ...], most: int, more: float) -> frozenset[str]:
-        """Up to ``most`` distinct ``items``, each one more with probability ``more``."""
-        rest, chosen = list(items), set[str]()
-        while len(chosen) < most and self.cd.draw_boolean(more):
-            i = self.below(len(rest))
-            chosen.add(rest[i])
-            rest[i] = rest[-1]
-            rest.pop()
-        return frozenset(chosen)
-
-    def program(self, table: tuple[Instr, ...]) -> Program | None:
-        head = self.below(PROGRAM_HEADS)
-        if head < 3:
-            return None
-        return program_of(head, [table[self.below(len(table))] for _ in range((head - 3) // 2 + 1)])
+def draw_program(ch: Choices, table: tuple[Instr, ...]) -> Program | None:
+    """A destructor program in at most four choices (see ``PROGRAM_HEADS`` and ``instructions``)."""
+    head = ch.below(PROGRAM_HEADS)
+    if head < 3:
+        return None
+    return program_of(head, [table[ch.below(len(table))] for _ in range((head - 3) // 2 + 1)])
 
 
 @dataclass
@@ -288,6 +278,9 @@ class _Run:
     best: Counterexample | None = None
     """The shortest failure of the first one's kind (a hang, or not) seen while shrinking."""
     found_at: float = 0.0
+    generating: bool = True
+    """Until the example that found the first failure has ended: the examples after it are
+    Hypothesis's shrinking replays, not counted in ``stats.examples``."""
 
     def record(self, failure: Counterexample) -> None:
         """A step was rejected: keep the trace, and shrink from now on if it is the first."""
@@ -341,7 +334,7 @@ class Machine(Protocol):
     @property
     def running(self) -> bool: ...
 
-    def teardown(self) -> None: ...
+    def teardown(self, complete: bool = True) -> None: ...
 
 
 def _machine(run: _Run) -> Callable[[], Machine]:
@@ -498,11 +491,11 @@ def _machine(run: _Run) -> Callable[[], Machine]:
         def swarm(self, data: st.DataObject) -> None:
             """Per example: kinds of step switched off, and (as Hypothesis's own swarm does for
             rules) each move switched off with one probability drawn for the example."""
-            self.ch = _Choices(data)
-            self.off = self.ch.subset(SWARM, SWARM_MOST, SWARM_MORE)
+            self.ch = Choices(data)
+            self.off = subset(self.ch, SWARM, SWARM_MOST, SWARM_MORE)
             p = self.ch.between(0, 254) / 255
-            disabled = {name for name in MOVES if self.ch.coin(p)} if p else set()
-            self.disabled = frozenset(disabled) if len(disabled) < len(MOVES) else frozenset()
+            disabled = {name for name in MOVES if name and self.ch.coin(p)} if p else set()
+            self.disabled = frozenset(disabled) if len(disabled) < len(MOVES) - 1 else frozenset()
             self.cancel_in_dtor = cancel_in_dtor and self.can("cancel")
             self.table = instructions(params.iterations, self.off, self.cancel_in_dtor)
             self.fill_on = run.config.fill and self.on("fill")
@@ -548,35 +541,38 @@ def _machine(run: _Run) -> Callable[[], Machine]:
             Each move is a span of its own, which the shrinker can delete whole; its first
             choice names a move of ``MOVES``, so that deleting an earlier move leaves the meaning
             of later ones alone (an index among the moves valid now would shift); see ``move``."""
-            cd = self.ch.cd
+            ch = self.ch
             while self.moves_left > 0 and self.running:
                 valid = self.valid()
                 if not valid:
                     return
-                cd.start_span(MOVE_LABEL)
-                if cd.draw_boolean(STOP):
-                    cd.stop_span()
+                ch.start_span(MOVE_LABEL)
+                if ch.coin(STOP):
+                    ch.stop_span()
                     return
                 self.moves_left -= 1
                 self.move(valid)
-                cd.stop_span()
+                ch.stop_span()
 
         def move(self, valid: set[str]) -> None:
-            """One move among ``valid``: its first choice names a move of ``MOVES``.  One not valid
-            is drawn again, up to ``REDRAWS`` times (as Hypothesis's filter over a state machine's
-            rules does), then gives way to one drawn among those valid.  A single fallback draw
-            would hand the mass of every invalid first choice to the moves at the ends of the
-            valid list, which Hypothesis's integer draws favour (fork, a move that mostly does
-            nothing, made a fifth of all moves)."""
-            name = MOVES[self.ch.below(len(MOVES))]
-            for _ in range(REDRAWS):
+            """One move among ``valid``, chosen as Hypothesis's ``sampled_from(rules).filter(...)``
+            chose the rule it once was: up to ``REDRAWS + 1`` draws over all of ``MOVES``, then
+            a draw over the indices not yet found invalid that picks the valid move at that rank
+            (a second draw among the valid moves should it overshoot)."""
+            ch, n = self.ch, len(MOVES)
+            bad: set[int] = set()
+            for _ in range(REDRAWS + 1):
+                i = ch.below(n)
+                name = MOVES[i]
                 if name in valid:
-                    break
-                name = MOVES[self.ch.below(len(MOVES))]
-            if name not in valid:
-                ordered = [n for n in MOVES if n in valid]
-                name = ordered[self.ch.below(len(ordered))]
-            getattr(self, name)()
+                    getattr(self, name)()
+                    return
+                bad.add(i)
+            rank = ch.below(n - len(bad))
+            ordered = [m for m in MOVES if m in valid]
+            if rank >= len(ordered):
+                rank = ch.below(len(ordered))
+            getattr(self, ordered[rank])()
 
         # --- moves: each one or a few operations ----------------------------------------------
 
@@ -587,7 +583,7 @@ def _machine(run: _Run) -> Callable[[], Machine]:
 
         def create(self) -> None:
             k = self.state.next_key
-            self.do(Create(k, placed(self.ch.program(self.table), k)))
+            self.do(Create(k, placed(draw_program(self.ch, self.table), k)))
 
         def ping_pong(self) -> None:
             """Create two keys whose destructors set each other (a bulk helper)."""
@@ -700,13 +696,13 @@ def _machine(run: _Run) -> Callable[[], Machine]:
             follows unless the profile states the libc's promise (POSIX defines only
             async-signal-safe calls there), but the fork itself is judged: no destructor may run
             during it."""
-            if self.ch.rarely():
+            if rarely(self.ch):
                 self.do(Fork(self.pick_thread()))
 
         def end(self) -> None:
             """End the process (rarely: nothing can follow): ``exit()``, or a return from main
             where one is well formed (main runs, no cleanup handler pushed)."""
-            if self.ch.rarely():
+            if rarely(self.ch):
                 ret = well_formed(self.state, End("return")) and self.ch.coin(RETURNS)
                 self.do(End("return" if ret else "exit"))
 
@@ -715,13 +711,18 @@ def _machine(run: _Run) -> Callable[[], Machine]:
             self.do(Fill())
             self.filled |= set(self.state.live) - before
 
-        def teardown(self) -> None:
+        def teardown(self, complete: bool = True) -> None:
+            """Judge what is in flight and close the session.  The example counts as one the run
+            was asked for if it was ``complete`` (not cut short by Hypothesis) and came before
+            shrinking began: the example that found the first failure is the last counted."""
             try:
                 if not run.config.dry:
                     self.settle()
             finally:
                 self.session.close()
-            run.stats.examples += 1
+            if run.generating:
+                run.stats.examples += complete
+                run.generating = run.first_failure is None
             if run.on_example:
                 run.on_example(run.stats)
             if run.stopping():
@@ -805,10 +806,14 @@ def _hypothesis_test(
     @given(st.data())
     def test(data: st.DataObject) -> None:
         example = machine()
+        complete = True
         try:
             example.play(data)
+        except BaseException as e:
+            complete = not cut_short(e)
+            raise
         finally:
-            example.teardown()
+            example.teardown(complete)
 
     if config.seed is not None:
         # What hypothesis.seed() sets, without the database=None it adds: the seeded workers of
@@ -829,6 +834,7 @@ def state_machine(
     ``@given`` test, which spares Hypothesis's cost per rule (docs/generator.md); this form
     trades that speed for the stateful API.  ``impl`` stays open for the class's lifetime.
     """
+    require_internals()
     config = config or FuzzConfig()
     run = _Run(Guard(impl), params, config, features=impl.facts.features - config.without)
     run.stats.iterations = params.iterations
@@ -892,6 +898,7 @@ def fuzz(
     shrinking), ``on_phase`` what the checker does next, in a sentence.  A KeyboardInterrupt
     (SIGINT, or SIGTERM mapped to it) ends the run with the best failure found so far.
     """
+    require_internals()
     run = _Run(
         Guard(impl),
         params,

@@ -2,7 +2,9 @@
 
 On a terminal: a live bar (examples, steps, elapsed).  Elsewhere: a plain line at most every
 ``PLAIN_EVERY`` seconds.  Either way, what the checker does next (a failure found, shrinking)
-is a line of its own.
+is a line of its own.  The examples counted are those the run was asked for (``Stats.examples``):
+once a failure is found, the bar says the run is shrinking it, and Hypothesis's replays of
+shrunk examples are not counted as examples.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class RunProgress:
         self.examples = examples
         self.stream = stream or sys.stderr
         self.findings = 0
+        self.phase = "fuzzing"
+        """What the run does: "fuzzing", then "shrinking a failure of" once one is found."""
         self.start = time.monotonic()
         self.last_line = self.start
         self.stats = Stats()
@@ -43,7 +47,7 @@ class RunProgress:
         self.task: TaskID | None = None
         if self.stream.isatty():
             self.live = Progress(
-                TextColumn("[bold]fuzzing {task.description}"),
+                TextColumn("[bold]{task.fields[phase]} {task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[steps]} steps, {task.fields[findings]} findings"),
@@ -55,7 +59,9 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self.live is not None:
             self.live.start()
-            self.task = self.live.add_task(escape(self.name), total=self.examples, steps=0, findings=0)
+            self.task = self.live.add_task(
+                escape(self.name), total=self.examples, steps=0, findings=0, phase=self.phase
+            )
         return self
 
     def __exit__(self, kind: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -70,12 +76,14 @@ class RunProgress:
         self.stats = stats
         if self.live is not None and self.task is not None:
             done = stats.examples if self.examples is None else min(stats.examples, self.examples)
-            self.live.update(self.task, completed=done, steps=stats.steps, findings=self.findings)
+            self.live.update(self.task, completed=done, steps=stats.steps, findings=self.findings, phase=self.phase)
         elif time.monotonic() - self.last_line >= PLAIN_EVERY:
-            self.say(f"fuzzing {self.name}: {self.line}")
+            self.say(f"{self.phase} {self.name}: {self.line}")
 
     def failure(self) -> None:
+        """A failure was found: the run shrinks it from now on (its examples stop counting)."""
         self.findings += 1
+        self.phase = "shrinking a failure of"
 
     def say(self, text: str) -> None:
         """A line of its own (above the live bar on a terminal)."""
