@@ -1,9 +1,9 @@
 """Drawing the generator's choices straight from Hypothesis's choice sequence: the one place
 that touches Hypothesis internals (``DataObject.conjecture_data`` and its ``draw_integer``,
-``draw_boolean``, ``start_span`` and ``stop_span``).
+``draw_boolean``, ``start_span`` and ``stop_span``; ``StopTest``).
 
 Why internals: Hypothesis has no public choice-level API, and its public path,
-``data.draw(st.integers(0, n - 1))`` with the strategy built once, costs about five times as much
+``data.draw(st.integers(0, n - 1))`` with the strategy built once, costs about six times as much
 CPU per draw (bench/draw_cost.py; docs/generator.md).  A choice drawn here shrinks towards 0 just
 as a strategy's would.  ``start_span`` and ``stop_span`` came with Hypothesis 6.128.1 (they were
 ``start_example`` and ``stop_example`` before), hence the lower bound in pyproject.toml;
