@@ -50,6 +50,7 @@ from tsdcheck.model.ops import (
     Op,
     Parallel,
     Pop,
+    SetKey,
     SetValue,
     Spawn,
 )
@@ -479,28 +480,57 @@ def _at(running: Running, lane: int, run: _ExitRun | None) -> Running:
     return (*running[:lane], run, *running[lane + 1 :])
 
 
-def _split_exits(starts: list[State], sched: BlockSched) -> frozenset[int]:
-    """The block's exits placed step by step: those whose lane runs beside an operation that
-    changes the key table (a create, a delete, an exit whose destructors may create or delete
-    keys), or, when their own destructors may change it, anything but a set or a get.  Any other
-    exit commutes with what runs beside it (values are per thread), so one step is exact; this
-    is the rule of ``linearize.stepwise``, with destructor programs read instead of records."""
+def _split_exits(starts: list[State], sched: BlockSched, params: Params) -> frozenset[int]:
+    """The block's exits placed step by step: those that conflict with an operation of another
+    lane (both touch a key, and one of them may delete or create it).  An exit reads the keys its
+    thread may hold a value for and those its destructor programs set, and deletes those they
+    delete; a delete or create writes its key, a set or get reads it, a fork reads everything.
+    Near the key limit a create (by a lane, or ``new`` in a destructor) also conflicts with any
+    other create or delete.  Operations that do not conflict commute (values are per
+    thread; a new key holds NULL everywhere), so placing such an exit whole is exact, and a block
+    of exits at once stays small enough to plan (``linearize.stepwise`` decides the same from
+    real time)."""
     programs = [info.dtor or () for s in starts for info in s.live.values()]
     programs += [lo.op.dtor or () for lo in sched.ops if isinstance(lo.op, Create)]
-    dtors_change = any(isinstance(ins, (DeleteKey, NewKey)) for program in programs for ins in program)
-
-    def changes(lo: LaneOp) -> bool:
-        return isinstance(lo.op, (Create, Delete)) or (isinstance(lo.op, Exit) and dtors_change)
-
-    def beside(lo: LaneOp, other: LaneOp) -> bool:
-        return changes(other) or (changes(lo) and not isinstance(other.op, (SetValue, GetValue)))
-
+    instructions = [ins for program in programs for ins in program]
+    deletes = {ins.key for ins in instructions if isinstance(ins, DeleteKey)}
+    named = deletes | {ins.key for ins in instructions if isinstance(ins, SetKey)}
+    exits = sum(isinstance(lo.op, Exit) for lo in sched.ops)
+    creates = sum(isinstance(lo.op, Create) for lo in sched.ops)
+    creates += exits * sum(isinstance(ins, NewKey) for ins in instructions)
+    near_limit = any(len(s.live) + creates >= params.keys_limit for s in starts)
     lane_of = {i: t for t, ix in sched.lanes for i in ix}
+    ANY = -1  # a fork reads every key
+
+    def access(i: int, lo: LaneOp) -> tuple[set[int], set[int], bool]:
+        """The keys operation ``i`` reads and writes, and whether it may create a key."""
+        match lo.op:
+            case Exit(t):
+                held = {k for s in starts for k in s.pending(t)} | named
+                held |= {o.op.key for o in sched.ops[:i] if isinstance(o.op, SetValue) and o.thread == t}
+                return held, deletes, any(isinstance(ins, NewKey) for ins in instructions)
+            case Delete(k):
+                return set(), {k}, False
+            case Create(k):
+                return set(), {k}, True
+            case SetValue(_, k) | GetValue(_, k):
+                return {k}, set(), False
+            case Fork():
+                return {ANY}, set(), False
+        return set(), set(), False
+
+    def conflict(a: tuple[set[int], set[int], bool], b: tuple[set[int], set[int], bool]) -> bool:
+        (ra, wa, ca), (rb, wb, cb) = a, b
+        if (ANY in ra and (wb or cb)) or (ANY in rb and (wa or ca)):
+            return True
+        return bool(wa & (rb | wb) or wb & ra) or (near_limit and ((ca and (cb or bool(wb))) or (cb and bool(wa))))
+
+    accesses = [access(i, lo) for i, lo in enumerate(sched.ops)]
     return frozenset(
         i
         for i, lo in enumerate(sched.ops)
         if isinstance(lo.op, Exit)
-        and any(lane_of[j] != lane_of[i] and beside(lo, other) for j, other in enumerate(sched.ops))
+        and any(lane_of[j] != lane_of[i] and conflict(accesses[i], accesses[j]) for j in range(len(sched.ops)))
     )
 
 
@@ -511,7 +541,7 @@ def _enumerate(starts: list[State], sched: BlockSched, params: Params) -> tuple[
     """Every interleaving of the lanes with every allowed outcome, by observation vector."""
     n = len(sched.ops)
     lanes = [ix for _, ix in sched.lanes]
-    split = _split_exits(starts, sched)
+    split = _split_exits(starts, sched, params)
     found: Found = {}
     undefined: dict[tuple[tuple[int, ...], tuple[str, ...]], UndefinedOrder] = {}
     rows = 0
@@ -601,7 +631,7 @@ def _vectors(starts: list[State], sched: BlockSched, params: Params) -> tuple[Fo
     (``_seen_from_child``: a later text for an operation overrides an earlier one)."""
     n = len(sched.ops)
     lanes = [ix for _, ix in sched.lanes]
-    split = _split_exits(starts, sched)
+    split = _split_exits(starts, sched, params)
     fork = next((i for i, lo in enumerate(sched.ops) if isinstance(lo.op, Fork)), None)
     memo: dict[tuple[object, ...], Vectors] = {}
     undefined: list[str] = []
