@@ -483,32 +483,42 @@ def _at(running: Running, lane: int, run: _ExitRun | None) -> Running:
 def _split_exits(starts: list[State], sched: BlockSched, params: Params) -> frozenset[int]:
     """The block's exits placed step by step: those that conflict with an operation of another
     lane (both touch a key, and one of them may delete or create it).  An exit reads the keys its
-    thread may hold a value for and those its destructor programs set, and deletes those they
-    delete; a delete or create writes its key, a set or get reads it, a fork reads everything.
-    Near the key limit a create (by a lane, or ``new`` in a destructor) also conflicts with any
-    other create or delete.  Operations that do not conflict commute (values are per
-    thread; a new key holds NULL everywhere), so placing such an exit whole is exact, and a block
-    of exits at once stays small enough to plan (``linearize.stepwise`` decides the same from
-    real time)."""
-    programs = [info.dtor or () for s in starts for info in s.live.values()]
-    programs += [lo.op.dtor or () for lo in sched.ops if isinstance(lo.op, Create)]
-    instructions = [ins for program in programs for ins in program]
-    deletes = {ins.key for ins in instructions if isinstance(ins, DeleteKey)}
-    named = deletes | {ins.key for ins in instructions if isinstance(ins, SetKey)}
+    thread may hold a value for (and those their destructor programs set, transitively), and
+    deletes or creates what those programs do; a delete or create writes its key, a set or get
+    reads it, a fork reads everything.  Near the key limit a create (by a lane, or ``new`` in a
+    destructor) also conflicts with any other create or delete.  Operations that do not conflict
+    commute (values are per thread; a new key holds NULL everywhere), so placing such an exit
+    whole is exact, and a block of exits at once stays small enough to plan
+    (``linearize.stepwise`` decides the same from real time)."""
+    program_of = {k: info.dtor or () for s in starts for k, info in s.live.items()}
+    program_of |= {lo.op.key: lo.op.dtor or () for lo in sched.ops if isinstance(lo.op, Create)}
+    news = sum(isinstance(ins, NewKey) for program in program_of.values() for ins in program)
     exits = sum(isinstance(lo.op, Exit) for lo in sched.ops)
-    creates = sum(isinstance(lo.op, Create) for lo in sched.ops)
-    creates += exits * sum(isinstance(ins, NewKey) for ins in instructions)
+    creates = sum(isinstance(lo.op, Create) for lo in sched.ops) + exits * news
     near_limit = any(len(s.live) + creates >= params.keys_limit for s in starts)
     lane_of = {i: t for t, ix in sched.lanes for i in ix}
     ANY = -1  # a fork reads every key
+
+    def exit_access(i: int, t: int) -> tuple[set[int], set[int], bool]:
+        """What thread ``t``'s exit (operation ``i``) may touch: the keys it may hold a value for,
+        with those their destructors set; the keys those destructors delete; whether they create."""
+        held = {k for s in starts for k in s.pending(t)}
+        held |= {o.op.key for o in sched.ops[:i] if isinstance(o.op, SetValue) and o.thread == t}
+        frontier = list(held)
+        while frontier:
+            for ins in program_of.get(frontier.pop(), ()):
+                if isinstance(ins, SetKey) and ins.key not in held:
+                    held.add(ins.key)
+                    frontier.append(ins.key)
+        instructions = [ins for k in held for ins in program_of.get(k, ())]
+        deletes = {ins.key for ins in instructions if isinstance(ins, DeleteKey)}
+        return held | deletes, deletes, any(isinstance(ins, NewKey) for ins in instructions)
 
     def access(i: int, lo: LaneOp) -> tuple[set[int], set[int], bool]:
         """The keys operation ``i`` reads and writes, and whether it may create a key."""
         match lo.op:
             case Exit(t):
-                held = {k for s in starts for k in s.pending(t)} | named
-                held |= {o.op.key for o in sched.ops[:i] if isinstance(o.op, SetValue) and o.thread == t}
-                return held, deletes, any(isinstance(ins, NewKey) for ins in instructions)
+                return exit_access(i, t)
             case Delete(k):
                 return set(), {k}, False
             case Create(k):
