@@ -55,7 +55,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from tsdcheck.model.exitloop import ExitConfig, exit_call, exit_end, start_exit
+from tsdcheck.model.exitloop import ExitConfig, exit_call, exit_end, resumed, start_exit
 from tsdcheck.model.ops import (
     MAIN_THREAD,
     Call,
@@ -229,10 +229,7 @@ class _Running:
     names: tuple[tuple[int, int], ...] = ()
 
     def now(self, state: State) -> ExitConfig:
-        """The machine's place in ``state``: a key another thread deleted is no longer due (in the
-        child of a fork the thread is gone, and nothing is due)."""
-        due = state.pending(self.cfg.thread) if self.cfg.thread in state.values else frozenset()
-        return replace(self.cfg, state=state, obligations=self.cfg.obligations & due)
+        return resumed(self.cfg, state)
 
     def memo(self, state: State) -> object:
         c = self.now(state)

@@ -84,6 +84,14 @@ def start_exit(state: State, thread: int) -> ExitConfig:
     return ExitConfig(state, thread, 1, due, due, frozenset())
 
 
+def resumed(cfg: ExitConfig, state: State) -> ExitConfig:
+    """``cfg`` resumed in ``state``, which other threads changed since its last step (an exit
+    placed call by call among them): a key another thread deleted is no longer due, and in the
+    child of a fork the thread is gone, so nothing is."""
+    due = state.pending(cfg.thread) if cfg.thread in state.values else frozenset()
+    return replace(cfg, state=state, obligations=cfg.obligations & due)
+
+
 def eligible(cfg: ExitConfig) -> list[int]:
     """Keys whose destructor may be called next in this pass."""
     return sorted(k for k in cfg.state.pending(cfg.thread) if k not in cfg.called)

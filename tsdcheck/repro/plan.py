@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from tsdcheck.checker.oracle import judge_trace
-from tsdcheck.model.exitloop import ExitConfig, Finished, eligible, end_pass, run_program, start_exit
+from tsdcheck.model.exitloop import ExitConfig, Finished, eligible, end_pass, resumed, run_program, start_exit
 from tsdcheck.model.ops import (
     CANCELED,
     EAGAIN,
@@ -359,13 +359,6 @@ class _ExitRun:
     calls: tuple[Call, ...]
     handlers: tuple[HandlerRun, ...]
 
-    def now(self, state: State) -> ExitConfig:
-        """The exit machine in the block's current ``state``: a key another lane deleted is no
-        longer due."""
-        t = self.cfg.thread
-        due = state.pending(t) if t in state.values else frozenset()
-        return replace(self.cfg, state=state, obligations=self.cfg.obligations & due)
-
     def signature(self) -> object:
         c = self.cfg
         return (self.calls, c.pass_no, c.obligations, c.due_at_start, c.called, c.counts)
@@ -452,7 +445,7 @@ def _exit_steps(
     """The next step of lane ``li``'s exit under way: a destructor call the model allows now (in
     this pass, or in a pass it may begin), or the thread's end, with the exit's whole text."""
     t = run.cfg.thread
-    configs = [run.now(state)]
+    configs = [resumed(run.cfg, state)]
     while configs:
         cfg = configs.pop()
         for k in eligible(cfg):
